@@ -1,0 +1,244 @@
+// Environment + flags -> one validated, typed Config. Nothing else in the proxy reads process.env.
+import { isIP } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './errors.js';
+import { type RawSettings, SETTINGS } from './settings.js';
+
+export const MAX_SECRETS = 16;
+
+export interface ProxySecret {
+  /** Stable, non-secret name used in logs and metrics: secret1, secret2, ... */
+  readonly name: string;
+  readonly bytes: Buffer;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Config {
+  /** Secrets given by the user; undefined means "load from DATA_DIR or generate". */
+  readonly secrets: readonly ProxySecret[] | undefined;
+  readonly secretCount: number;
+  readonly tag: Buffer | undefined;
+  readonly workers: number;
+  readonly maxConnections: number;
+  readonly port: number;
+  readonly bind: string | undefined;
+  readonly externalIp: string | undefined;
+  readonly internalIp: string | undefined;
+  readonly publicHost: string | undefined;
+  readonly publicPort: number;
+  readonly ipDetectUrls: readonly string[];
+  /** DC id -> addresses, replacing the built-in table for those ids. */
+  readonly dcOverrides: ReadonlyMap<number, readonly HostPort[]>;
+  readonly preferIpv6: boolean;
+  readonly dataDir: string;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+  readonly banner: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
+
+/** Merge the environment and the command line (the command line wins) into NAME -> value. */
+export function readRawSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): RawSettings {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const s of SETTINGS) options[s.flag] = { type: s.kind };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError(
+      'command line',
+      (err as Error).message,
+      'Run `mtproxy --help` for the list of options',
+    );
+  }
+  const raw = new Map<string, string>();
+  for (const s of SETTINGS) {
+    const fromFlag = parsed.values[s.flag];
+    const fromEnv = [s.env, ...(s.aliases ?? [])].map((name) => env[name]).find((v) => v !== undefined);
+    if (fromFlag !== undefined) raw.set(s.env, String(fromFlag));
+    else if (fromEnv !== undefined && (fromEnv !== '' || s.emptyIsValue)) raw.set(s.env, fromEnv);
+  }
+  return raw;
+}
+
+const HEX32 = /^[0-9a-fA-F]{32}$/;
+
+export function parseSecretList(variable: string, value: string): ProxySecret[] {
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (entries.length === 0) {
+    throw new ConfigError(
+      variable,
+      'no secret given',
+      'Give 1 to 16 secrets of 32 hex digits, comma separated',
+    );
+  }
+  if (entries.length > MAX_SECRETS) {
+    throw new ConfigError(variable, `${entries.length} secrets given`, `At most ${MAX_SECRETS} are allowed`);
+  }
+  const seen = new Set<string>();
+  return entries.map((entry, i) => {
+    if (!HEX32.test(entry)) {
+      throw new ConfigError(
+        variable,
+        `entry ${i + 1} ("${redact(entry)}") is not 32 hex digits`,
+        'Each secret is 16 random bytes written as 32 hex digits, e.g. from `head -c 16 /dev/urandom | xxd -ps`; do not include a dd or ee prefix',
+      );
+    }
+    const lower = entry.toLowerCase();
+    if (seen.has(lower))
+      throw new ConfigError(variable, `entry ${i + 1} repeats an earlier secret`, 'Remove the duplicate');
+    seen.add(lower);
+    return { name: `secret${i + 1}`, bytes: Buffer.from(lower, 'hex') };
+  });
+}
+
+/** Enough of a bad entry to find it, not enough to leak a nearly right secret. */
+function redact(entry: string): string {
+  return entry.length <= 8 ? entry : `${entry.slice(0, 4)}…${entry.slice(-2)} (${entry.length} chars)`;
+}
+
+function parseHex16(variable: string, value: string): Buffer {
+  if (!HEX32.test(value)) {
+    throw new ConfigError(
+      variable,
+      `"${redact(value)}" is not 32 hex digits`,
+      'Copy the tag @MTProxybot gave you',
+    );
+  }
+  return Buffer.from(value.toLowerCase(), 'hex');
+}
+
+function parseInteger(variable: string, value: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(value.trim())) {
+    throw new ConfigError(variable, `"${value}" is not a whole number`, `Use a number from ${min} to ${max}`);
+  }
+  const n = Number(value.trim());
+  if (n < min || n > max) {
+    throw new ConfigError(variable, `${n} is out of range`, `Use a number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function parseSeconds(variable: string, value: string, min: number, max: number): number {
+  const n = Number(value.trim());
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(
+      variable,
+      `"${value}" is not a number of seconds`,
+      `Use a value from ${min} to ${max}`,
+    );
+  }
+  return Math.round(n * 1000);
+}
+
+function parseSwitch(variable: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(v)) return true;
+  if (['off', 'false', '0', 'no'].includes(v)) return false;
+  throw new ConfigError(variable, `"${value}" is not on or off`, 'Use on or off');
+}
+
+function parseIp(variable: string, value: string): string {
+  const v = value.trim();
+  if (isIP(v) === 0)
+    throw new ConfigError(variable, `"${value}" is not an IP address`, 'Use an IPv4 or IPv6 address');
+  return v;
+}
+
+/** Parses `host:port`, `[v6]:port`; the host may be a name. */
+export function parseHostPort(variable: string, value: string): HostPort {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(value) ?? /^([^:[\]\s]+):(\d+)$/.exec(value);
+  if (!m) {
+    throw new ConfigError(
+      variable,
+      `"${value}" is not HOST:PORT`,
+      'Write IPv6 addresses in brackets, e.g. [::1]:443',
+    );
+  }
+  return { host: m[1]!, port: parseInteger(variable, m[2]!, 1, 65535) };
+}
+
+export function parseDcOverrides(variable: string, value: string): Map<number, HostPort[]> {
+  const table = new Map<number, HostPort[]>();
+  for (const item of value.split(',').map((s) => s.trim())) {
+    if (item === '') continue;
+    const eq = item.indexOf('=');
+    if (eq < 0) {
+      throw new ConfigError(
+        variable,
+        `"${item}" has no "="`,
+        'Write entries as ID=HOST:PORT, e.g. 2=127.0.0.1:7002',
+      );
+    }
+    const id = parseInteger(variable, item.slice(0, eq), -32768, 32767);
+    if (id === 0)
+      throw new ConfigError(variable, 'DC id 0 is not a data centre', 'Use ids such as 1..5 or -1..-5');
+    const list = table.get(id) ?? [];
+    list.push(parseHostPort(variable, item.slice(eq + 1).trim()));
+    table.set(id, list);
+  }
+  return table;
+}
+
+function parseLogLevel(variable: string, value: string): LogLevel {
+  const v = value.trim().toLowerCase();
+  if (v === 'error' || v === 'warn' || v === 'info' || v === 'debug') return v;
+  throw new ConfigError(variable, `"${value}" is not a log level`, 'Use error, warn, info or debug');
+}
+
+function defaultDataDir(env: NodeJS.ProcessEnv): string {
+  const state = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(state, 'mtkube');
+}
+
+/** Validate everything at once; the first mistake stops the start with a ConfigError. */
+export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Config {
+  const get = (name: string): string | undefined => raw.get(name);
+  const port = parseInteger('PORT', get('PORT') ?? '443', 1, 65535);
+  const secretValue = get('SECRET');
+  const ipDetect = get('IP_DETECT_URLS');
+  return {
+    secrets: secretValue === undefined ? undefined : parseSecretList('SECRET', secretValue),
+    secretCount: parseInteger('SECRET_COUNT', get('SECRET_COUNT') ?? '1', 1, MAX_SECRETS),
+    tag: get('TAG') === undefined ? undefined : parseHex16('TAG', get('TAG')!),
+    workers: parseInteger('WORKERS', get('WORKERS') ?? '2', 1, 256),
+    maxConnections: parseInteger('MAX_CONNECTIONS', get('MAX_CONNECTIONS') ?? '60000', 1, 1_000_000),
+    port,
+    bind: get('BIND') === undefined ? undefined : parseIp('BIND', get('BIND')!),
+    externalIp: get('EXTERNAL_IP') === undefined ? undefined : parseIp('EXTERNAL_IP', get('EXTERNAL_IP')!),
+    internalIp: get('INTERNAL_IP') === undefined ? undefined : parseIp('INTERNAL_IP', get('INTERNAL_IP')!),
+    publicHost: get('PUBLIC_HOST')?.trim() || undefined,
+    publicPort: parseInteger('PUBLIC_PORT', get('PUBLIC_PORT') ?? String(port), 1, 65535),
+    ipDetectUrls:
+      ipDetect === undefined
+        ? DEFAULT_IP_DETECT_URLS
+        : ipDetect
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== ''),
+    dcOverrides: parseDcOverrides('DC_ADDRS', get('DC_ADDRS') ?? ''),
+    preferIpv6: parseSwitch('PREFER_IPV6', get('PREFER_IPV6') ?? 'off'),
+    dataDir: get('DATA_DIR') ?? defaultDataDir(env),
+    handshakeTimeoutMs: parseSeconds('HANDSHAKE_TIMEOUT', get('HANDSHAKE_TIMEOUT') ?? '10', 0.1, 600),
+    idleTimeoutMs: parseSeconds('IDLE_TIMEOUT', get('IDLE_TIMEOUT') ?? '300', 1, 86400),
+    connectTimeoutMs: parseSeconds('CONNECT_TIMEOUT', get('CONNECT_TIMEOUT') ?? '10', 0.1, 600),
+    drainTimeoutMs: parseSeconds('DRAIN_TIMEOUT', get('DRAIN_TIMEOUT') ?? '25', 0, 3600),
+    banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),
+    logLevel: parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info'),
+  };
+}

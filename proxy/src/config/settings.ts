@@ -1,0 +1,187 @@
+// Every setting the proxy reads: its environment variable, its command-line flag and its help text.
+// One table, so `--help`, the README and the parser cannot drift apart.
+
+export interface Setting {
+  /** Environment variable; also the key in the raw settings map. */
+  readonly env: string;
+  /** Other environment variables accepted for the same setting (the official image's names). */
+  readonly aliases?: readonly string[];
+  /** Long command-line flag without the dashes. */
+  readonly flag: string;
+  readonly kind: 'string' | 'boolean';
+  /** An empty value means something ("none") instead of "not set". */
+  readonly emptyIsValue?: true;
+  readonly help: string;
+  readonly placeholder?: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    env: 'SECRET',
+    flag: 'secret',
+    kind: 'string',
+    placeholder: 'HEX[,HEX...]',
+    help: 'Client secrets, 32 hex digits each, comma separated, at most 16. Default: generated once and kept in DATA_DIR.',
+  },
+  {
+    env: 'SECRET_COUNT',
+    flag: 'secret-count',
+    kind: 'string',
+    placeholder: 'N',
+    help: 'How many secrets to generate when SECRET is not set and none are saved (1..16, default 1).',
+  },
+  {
+    env: 'TAG',
+    flag: 'tag',
+    kind: 'string',
+    placeholder: 'HEX',
+    help: 'Advertising tag from @MTProxybot, 32 hex digits.',
+  },
+  {
+    env: 'WORKERS',
+    flag: 'workers',
+    kind: 'string',
+    placeholder: 'N',
+    help: 'Worker processes serving clients (1..256, default 2).',
+  },
+  {
+    env: 'MAX_CONNECTIONS',
+    flag: 'max-connections',
+    kind: 'string',
+    placeholder: 'N',
+    help: 'Client connections per worker; above it new connections are refused (default 60000).',
+  },
+  {
+    env: 'PORT',
+    aliases: ['HTTP_PORT'],
+    flag: 'port',
+    kind: 'string',
+    placeholder: 'PORT',
+    help: 'Port clients connect to (default 443; HTTP_PORT is accepted as in the official image).',
+  },
+  {
+    env: 'BIND',
+    flag: 'bind',
+    kind: 'string',
+    placeholder: 'ADDR',
+    help: 'Address to listen on (default: every IPv4 and IPv6 address).',
+  },
+  {
+    env: 'EXTERNAL_IP',
+    flag: 'external-ip',
+    kind: 'string',
+    placeholder: 'IP',
+    help: 'Public IP address of this proxy (default: detected, see IP_DETECT_URLS).',
+  },
+  {
+    env: 'INTERNAL_IP',
+    flag: 'internal-ip',
+    kind: 'string',
+    placeholder: 'IP',
+    help: 'Local IP address of this proxy (default: the first non-loopback interface address).',
+  },
+  {
+    env: 'PUBLIC_HOST',
+    flag: 'public-host',
+    kind: 'string',
+    placeholder: 'HOST',
+    help: 'Host name or IP put into the printed links (default: the external IP).',
+  },
+  {
+    env: 'PUBLIC_PORT',
+    flag: 'public-port',
+    kind: 'string',
+    placeholder: 'PORT',
+    help: 'Port put into the printed links, when clients reach the proxy on another port (default: PORT).',
+  },
+  {
+    env: 'IP_DETECT_URLS',
+    flag: 'ip-detect-urls',
+    kind: 'string',
+    emptyIsValue: true,
+    placeholder: 'URL[,URL...]',
+    help: 'Services that answer with our public IP as plain text, tried in order with a 3 s limit each. Empty: no detection.',
+  },
+  {
+    env: 'DC_ADDRS',
+    flag: 'dc-addrs',
+    kind: 'string',
+    placeholder: 'ID=HOST:PORT,...',
+    help: "Override Telegram's data centre addresses, e.g. 1=127.0.0.1:7001,-2=[::1]:7002.",
+  },
+  {
+    env: 'PREFER_IPV6',
+    flag: 'prefer-ipv6',
+    kind: 'string',
+    placeholder: 'on|off',
+    help: "Try Telegram's IPv6 addresses before IPv4 ones (default off).",
+  },
+  {
+    env: 'DATA_DIR',
+    flag: 'data-dir',
+    kind: 'string',
+    placeholder: 'DIR',
+    help: 'Where generated secrets are kept (default /data in the container, else ~/.local/state/mtkube).',
+  },
+  {
+    env: 'HANDSHAKE_TIMEOUT',
+    flag: 'handshake-timeout',
+    kind: 'string',
+    placeholder: 'SECONDS',
+    help: 'A client must complete its handshake within this time (default 10).',
+  },
+  {
+    env: 'IDLE_TIMEOUT',
+    flag: 'idle-timeout',
+    kind: 'string',
+    placeholder: 'SECONDS',
+    help: 'Close a connection with no traffic in either direction for this long (default 300).',
+  },
+  {
+    env: 'CONNECT_TIMEOUT',
+    flag: 'connect-timeout',
+    kind: 'string',
+    placeholder: 'SECONDS',
+    help: 'Give up connecting to Telegram after this long (default 10).',
+  },
+  {
+    env: 'DRAIN_TIMEOUT',
+    flag: 'drain-timeout',
+    kind: 'string',
+    placeholder: 'SECONDS',
+    help: 'On SIGTERM, stop accepting and give open connections this long to finish (default 25).',
+  },
+  {
+    env: 'BANNER',
+    flag: 'banner',
+    kind: 'string',
+    placeholder: 'on|off',
+    help: 'Print the secrets and their links at start (default on).',
+  },
+  {
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    kind: 'string',
+    placeholder: 'LEVEL',
+    help: 'error, warn, info or debug (default info).',
+  },
+  { env: 'HELP', flag: 'help', kind: 'boolean', help: 'Print this help and exit.' },
+];
+
+export type RawSettings = ReadonlyMap<string, string>;
+
+export function helpText(): string {
+  const lines = [
+    'Usage: mtproxy [options]',
+    '',
+    'An MTProto proxy for Telegram. Every option can also be given as the environment variable shown;',
+    'a command-line flag wins over the environment.',
+    '',
+  ];
+  for (const s of SETTINGS) {
+    const flag = `--${s.flag}${s.placeholder ? ` ${s.placeholder}` : ''}`;
+    const env = [s.env, ...(s.aliases ?? [])].join(', ');
+    lines.push(`  ${flag}`, `      ${env === 'HELP' ? '' : `[${env}] `}${s.help}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,105 @@
+// The primary process: settles the configuration once (secrets, addresses), prints the banner,
+// forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
+import cluster, { type Worker } from 'node:cluster';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
+
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A worker that lived this long is considered healthy, and the restart delay starts over. */
+const HEALTHY_AFTER_MS = 60_000;
+const KILL_GRACE_MS = 2_000;
+
+export interface PrimaryHandle {
+  /** Resolves when every worker is listening. */
+  readonly ready: Promise<void>;
+  /** Resolves when the primary has shut down (after a drain). */
+  readonly stopped: Promise<void>;
+  readonly workers: () => readonly Worker[];
+  readonly shutdown: (signal: string) => Promise<void>;
+}
+
+export function runPrimary(config: Config, settings: WorkerSettings, log: Logger): PrimaryHandle {
+  let shuttingDown = false;
+  let restartDelay = RESTART_MIN_MS;
+  const startedAt = new Map<Worker, number>();
+  const live = new Set<Worker>();
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+
+  const send = (worker: Worker, message: PrimaryMessage): void => {
+    if (worker.isConnected()) worker.send(message);
+  };
+
+  const fork = (): Promise<void> => {
+    const worker = cluster.fork();
+    live.add(worker);
+    startedAt.set(worker, Date.now());
+    return new Promise((resolve, reject) => {
+      worker.on('message', (msg: WorkerMessage) => {
+        if (msg.type === 'listening') resolve();
+        if (msg.type === 'listen-failed') reject(listenError(config, msg.code, msg.message));
+      });
+      worker.once('online', () => send(worker, { type: 'start', settings }));
+    });
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    live.delete(worker);
+    const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
+    startedAt.delete(worker);
+    if (shuttingDown) return;
+    log.error('worker died; restarting it', { pid: worker.process.pid, code, signal, livedMs: lived });
+    restartDelay = lived > HEALTHY_AFTER_MS ? RESTART_MIN_MS : Math.min(restartDelay * 2, RESTART_MAX_MS);
+    setTimeout(() => {
+      if (shuttingDown) return;
+      fork().then(
+        () => log.info('worker restarted'),
+        (err: Error) => log.error('restarted worker failed to listen', { error: err.message }),
+      );
+    }, restartDelay).unref();
+  });
+
+  const ready = Promise.all(Array.from({ length: config.workers }, fork)).then(() => {
+    log.info('proxy listening', {
+      port: config.port,
+      bind: config.bind ?? 'all addresses',
+      workers: config.workers,
+    });
+  });
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (shuttingDown) return stopped;
+    shuttingDown = true;
+    log.info('drain started', { signal, timeoutSeconds: config.drainTimeoutMs / 1000 });
+    for (const worker of live) send(worker, { type: 'drain', timeoutMs: config.drainTimeoutMs });
+    const deadline = Date.now() + config.drainTimeoutMs + KILL_GRACE_MS;
+    while (live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const worker of live) worker.process.kill('SIGKILL');
+    log.info('drain finished', { killed: live.size });
+    resolveStopped();
+  };
+
+  return { ready, stopped, workers: () => [...live], shutdown };
+}
+
+function listenError(config: Config, code: string, message: string): Error {
+  if (code === 'EACCES' && config.port < 1024) {
+    return new Error(
+      `PORT: cannot listen on port ${config.port} (${message}). Ports below 1024 need root or the ` +
+        'CAP_NET_BIND_SERVICE capability; use a port such as 8443 and forward 443 to it, or grant the capability',
+    );
+  }
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `PORT: port ${config.port} is already in use by another program (${message}). Choose another PORT`,
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`BIND: ${config.bind} is not an address of this machine (${message})`);
+  }
+  return new Error(`cannot listen on port ${config.port}: ${message}`);
+}

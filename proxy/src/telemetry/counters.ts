@@ -1,0 +1,91 @@
+// A worker's running totals. Plain numbers, cheap to bump on the hot path and cheap to send to the
+// primary, which adds up every worker's snapshot for /stats and /metrics.
+
+import type { Transport } from '../protocol/obfuscated2.js';
+import type { CloseReason, HandshakeFailure, SessionObserver } from '../relay/events.js';
+
+export interface CounterSnapshot {
+  connectionsOpened: number;
+  connectionsCurrent: number;
+  connectionsEstablished: number;
+  acceptRefusedLimit: number;
+  handshakesOk: Record<Transport, number>;
+  handshakesFailed: Partial<Record<HandshakeFailure, number>>;
+  closed: Partial<Record<CloseReason, number>>;
+  upstreamConnects: Record<string, number>;
+  upstreamFailures: Record<string, number>;
+  bytesFromClient: number;
+  bytesToClient: number;
+  /** Per secret index: [connections, bytes from client, bytes to client]. */
+  perSecret: [number, number, number][];
+}
+
+export function emptySnapshot(): CounterSnapshot {
+  return {
+    connectionsOpened: 0,
+    connectionsCurrent: 0,
+    connectionsEstablished: 0,
+    acceptRefusedLimit: 0,
+    handshakesOk: { abridged: 0, intermediate: 0, padded: 0 },
+    handshakesFailed: {},
+    closed: {},
+    upstreamConnects: {},
+    upstreamFailures: {},
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    perSecret: [],
+  };
+}
+
+export class WorkerCounters implements SessionObserver {
+  readonly data: CounterSnapshot = emptySnapshot();
+
+  accepted(): void {
+    this.data.connectionsOpened++;
+    this.data.connectionsCurrent++;
+  }
+
+  refusedAtLimit(): void {
+    this.data.acceptRefusedLimit++;
+  }
+
+  #secret(i: number): [number, number, number] {
+    let row = this.data.perSecret[i];
+    if (row === undefined) {
+      for (let k = this.data.perSecret.length; k <= i; k++) this.data.perSecret[k] = [0, 0, 0];
+      row = this.data.perSecret[i]!;
+    }
+    return row;
+  }
+
+  handshakeOk(secretIndex: number, transport: Transport): void {
+    this.data.handshakesOk[transport]++;
+    this.#secret(secretIndex)[0]++;
+  }
+
+  handshakeFailed(reason: HandshakeFailure): void {
+    this.data.handshakesFailed[reason] = (this.data.handshakesFailed[reason] ?? 0) + 1;
+  }
+
+  upstreamConnected(dc: number): void {
+    this.data.connectionsEstablished++;
+    this.data.upstreamConnects[dc] = (this.data.upstreamConnects[dc] ?? 0) + 1;
+  }
+
+  upstreamFailed(dc: number): void {
+    this.data.upstreamFailures[dc] = (this.data.upstreamFailures[dc] ?? 0) + 1;
+  }
+
+  relayed(secretIndex: number, fromClient: number, toClient: number): void {
+    this.data.bytesFromClient += fromClient;
+    this.data.bytesToClient += toClient;
+    const row = this.#secret(secretIndex);
+    row[1] += fromClient;
+    row[2] += toClient;
+  }
+
+  closed(reason: CloseReason): void {
+    this.data.connectionsCurrent--;
+    this.data.closed[reason] = (this.data.closed[reason] ?? 0) + 1;
+  }
+}

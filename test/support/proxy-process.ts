@@ -1,0 +1,120 @@
+// Runs our proxy as a real process tree (primary + workers) for integration tests, straight from
+// the TypeScript sources, and stops it by PID.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../../proxy/src/cli.ts', import.meta.url));
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ProxyProcess {
+  readonly port: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+}
+
+export interface StartOptions {
+  readonly env?: Record<string, string>;
+  readonly args?: readonly string[];
+  /** Reuse a data directory (to test persistence); a fresh temporary one otherwise. */
+  readonly dataDir?: string;
+  /** Wait for the "proxy listening" line (default true). */
+  readonly waitReady?: boolean;
+  readonly port?: number;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess> {
+  const port = opts.port ?? (await freePort());
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mtkube-test-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...(opts.args ?? [])], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: String(port),
+      BIND: '127.0.0.1',
+      DATA_DIR: dataDir,
+      EXTERNAL_IP: '127.0.0.1',
+      IP_DETECT_URLS: '',
+      WORKERS: '1',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer): void => {
+    out += d.toString();
+    for (const w of waiters) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      running.delete(child);
+      for (const w of waiters) w();
+      resolve(code);
+    });
+  });
+
+  const waitForOutput = (pattern: RegExp, timeoutMs = 20_000): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const m = pattern.exec(out);
+        if (m) {
+          done();
+          resolve(m[0]);
+        } else if (child.exitCode !== null) {
+          done();
+          reject(new Error(`proxy exited (${child.exitCode}) before printing ${pattern}:\n${out}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`proxy did not print ${pattern} within ${timeoutMs} ms:\n${out}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    if (opts.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    return code;
+  };
+
+  const proc: ProxyProcess = { port, dataDir, child, output: () => out, exited, waitForOutput, stop };
+  if (opts.waitReady ?? true) await waitForOutput(/"message":"proxy listening"/);
+  return proc;
+}
