@@ -20,7 +20,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export interface ProxyProcess {
+export interface ProxyProcess extends ProxyPorts {
   readonly port: number;
   readonly dataDir: string;
   readonly child: ChildProcess;
@@ -42,6 +42,11 @@ export interface StartOptions {
   readonly port?: number;
 }
 
+export interface ProxyPorts {
+  readonly statsPort: number;
+  readonly metricsPort: number;
+}
+
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -49,6 +54,8 @@ process.once('exit', () => {
 
 export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess> {
   const port = opts.port ?? (await freePort());
+  const statsPort = await freePort();
+  const metricsPort = await freePort();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mtkube-test-'));
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...(opts.args ?? [])], {
     env: {
@@ -60,6 +67,9 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
       EXTERNAL_IP: '127.0.0.1',
       IP_DETECT_URLS: '',
       WORKERS: '1',
+      STATS_PORT: String(statsPort),
+      METRICS_PORT: String(metricsPort),
+      METRICS_BIND: '127.0.0.1',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,7 +124,17 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
     return code;
   };
 
-  const proc: ProxyProcess = { port, dataDir, child, output: () => out, exited, waitForOutput, stop };
-  if (opts.waitReady ?? true) await waitForOutput(/"message":"proxy listening"/);
+  const proc: ProxyProcess = {
+    port,
+    statsPort,
+    metricsPort,
+    dataDir,
+    child,
+    output: () => out,
+    exited,
+    waitForOutput,
+    stop,
+  };
+  if (opts.waitReady ?? true) await waitForOutput(/"message":"telemetry listening"/);
   return proc;
 }

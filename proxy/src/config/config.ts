@@ -43,6 +43,11 @@ export interface Config {
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  readonly statsPort: number;
+  readonly statsBind: string | undefined;
+  readonly statsAllow: readonly string[];
+  readonly metricsPort: number;
+  readonly metricsBind: string | undefined;
   readonly banner: boolean;
   readonly logLevel: LogLevel;
 }
@@ -195,6 +200,27 @@ export function parseDcOverrides(variable: string, value: string): Map<number, H
   return table;
 }
 
+export function parseCidrs(variable: string, value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((cidr) => {
+      const [addr, bits, extra] = cidr.split('/');
+      const family = isIP(addr ?? '');
+      const max = family === 6 ? 128 : 32;
+      const n = bits === undefined ? max : Number(bits);
+      if (family === 0 || extra !== undefined || !Number.isInteger(n) || n < 0 || n > max) {
+        throw new ConfigError(
+          variable,
+          `"${cidr}" is not an address or CIDR range`,
+          'Write e.g. 10.0.0.0/8,::1/128',
+        );
+      }
+      return `${addr}/${n}`;
+    });
+}
+
 function parseLogLevel(variable: string, value: string): LogLevel {
   const v = value.trim().toLowerCase();
   if (v === 'error' || v === 'warn' || v === 'info' || v === 'debug') return v;
@@ -238,6 +264,12 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     idleTimeoutMs: parseSeconds('IDLE_TIMEOUT', get('IDLE_TIMEOUT') ?? '300', 1, 86400),
     connectTimeoutMs: parseSeconds('CONNECT_TIMEOUT', get('CONNECT_TIMEOUT') ?? '10', 0.1, 600),
     drainTimeoutMs: parseSeconds('DRAIN_TIMEOUT', get('DRAIN_TIMEOUT') ?? '25', 0, 3600),
+    statsPort: parseInteger('STATS_PORT', get('STATS_PORT') ?? '2398', 0, 65535),
+    statsBind: get('STATS_BIND') === undefined ? undefined : parseIp('STATS_BIND', get('STATS_BIND')!),
+    statsAllow: parseCidrs('STATS_ALLOW', get('STATS_ALLOW') ?? '127.0.0.0/8,::1/128'),
+    metricsPort: parseInteger('METRICS_PORT', get('METRICS_PORT') ?? '9102', 0, 65535),
+    metricsBind:
+      get('METRICS_BIND') === undefined ? undefined : parseIp('METRICS_BIND', get('METRICS_BIND')!),
     banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),
     logLevel: parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info'),
   };

@@ -76,16 +76,12 @@ class ClientSession {
   #onHeader(header: Buffer, rest: Buffer): void {
     const deps = this.#deps;
     const parsed = parseClientHeader(header, deps.secrets());
-    const refusal =
-      parsed === undefined
-        ? 'bad-secret'
-        : !deps.allowedTransports.has(parsed.transport)
-          ? 'transport-not-allowed'
-          : deps.replay.seen(parsed.replayKey)
-            ? 'replay'
-            : undefined;
-    if (parsed === undefined || refusal !== undefined) {
-      this.#badClient(refusal ?? 'bad-secret');
+    if (parsed === undefined) {
+      this.#badClient('bad-secret');
+      return;
+    }
+    if (!deps.allowedTransports.has(parsed.transport)) {
+      this.#badClient('transport-not-allowed');
       return;
     }
     const targets = deps.resolveDc(parsed.dc);
@@ -93,8 +89,15 @@ class ClientSession {
       this.#failHandshake('unknown-dc');
       return;
     }
-    deps.observer.handshakeOk(parsed.secretIndex, parsed.transport, parsed.dc);
-    void this.#connect(parsed, targets, rest);
+    void Promise.resolve(deps.replay.seen(parsed.replayKey)).then((replayed) => {
+      if (this.#finished) return;
+      if (replayed) {
+        this.#badClient('replay');
+        return;
+      }
+      deps.observer.handshakeOk(parsed.secretIndex, parsed.transport, parsed.dc);
+      void this.#connect(parsed, targets, rest);
+    });
   }
 
   async #connect(header: ClientHeader, targets: readonly HostPort[], rest: Buffer): Promise<void> {

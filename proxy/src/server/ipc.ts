@@ -2,6 +2,7 @@
 // travel as hex, maps as entry lists.
 import type { Config, HostPort } from '../config/config.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
+import type { ReplayAnswer, ReplayRequest } from './shared-replay.js';
 
 export interface WorkerSettings {
   readonly secretsHex: readonly string[];
@@ -19,12 +20,13 @@ export interface WorkerSettings {
 export type PrimaryMessage =
   | { readonly type: 'start'; readonly settings: WorkerSettings }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  | { readonly type: 'snapshot'; readonly id: number };
+  | ReplayAnswer;
 
 export type WorkerMessage =
   | { readonly type: 'listening' }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
-  | { readonly type: 'snapshot'; readonly id: number; readonly counters: CounterSnapshot };
+  | { readonly type: 'counters'; readonly counters: CounterSnapshot }
+  | ReplayRequest;
 
 export function workerSettings(config: Config, secrets: readonly Buffer[]): WorkerSettings {
   return {

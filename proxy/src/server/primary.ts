@@ -2,8 +2,11 @@
 // forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
+import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
+import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
+import { ReplayCache } from './replay-cache.js';
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
@@ -18,6 +21,11 @@ export interface PrimaryHandle {
   readonly stopped: Promise<void>;
   readonly workers: () => readonly Worker[];
   readonly shutdown: (signal: string) => Promise<void>;
+  /** Every worker's counters added up, including workers that have exited since. */
+  readonly totals: () => CounterSnapshot;
+  readonly workerRestarts: () => number;
+  /** Workers that are up and listening now. */
+  readonly listeningWorkers: () => number;
 }
 
 export function runPrimary(config: Config, settings: WorkerSettings, log: Logger): PrimaryHandle {
@@ -25,6 +33,11 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
   let restartDelay = RESTART_MIN_MS;
   const startedAt = new Map<Worker, number>();
   const live = new Set<Worker>();
+  const listening = new Set<Worker>();
+  const latest = new Map<Worker, CounterSnapshot>();
+  const retired = emptySnapshot();
+  const replay = new ReplayCache();
+  let restarts = 0;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
@@ -40,8 +53,21 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
     startedAt.set(worker, Date.now());
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: WorkerMessage) => {
-        if (msg.type === 'listening') resolve();
-        if (msg.type === 'listen-failed') reject(listenError(config, msg.code, msg.message));
+        switch (msg.type) {
+          case 'replay-check':
+            send(worker, { type: 'replay-answer', id: msg.id, seen: replay.seenEncoded(msg.key) });
+            return;
+          case 'counters':
+            latest.set(worker, msg.counters);
+            return;
+          case 'listening':
+            listening.add(worker);
+            resolve();
+            return;
+          case 'listen-failed':
+            reject(listenError(config, msg.code, msg.message));
+            return;
+        }
       });
       worker.once('online', () => send(worker, { type: 'start', settings }));
     });
@@ -49,9 +75,14 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
 
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker);
+    listening.delete(worker);
+    const last = latest.get(worker);
+    if (last) addSnapshot(retired, retire(last));
+    latest.delete(worker);
     const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
     startedAt.delete(worker);
     if (shuttingDown) return;
+    restarts++;
     log.error('worker died; restarting it', { pid: worker.process.pid, code, signal, livedMs: lived });
     restartDelay = lived > HEALTHY_AFTER_MS ? RESTART_MIN_MS : Math.min(restartDelay * 2, RESTART_MAX_MS);
     setTimeout(() => {
@@ -83,7 +114,15 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
     resolveStopped();
   };
 
-  return { ready, stopped, workers: () => [...live], shutdown };
+  return {
+    ready,
+    stopped,
+    workers: () => [...live],
+    shutdown,
+    totals: () => sumSnapshots([retired, ...latest.values()]),
+    workerRestarts: () => restarts,
+    listeningWorkers: () => listening.size,
+  };
 }
 
 function listenError(config: Config, code: string, message: string): Error {

@@ -5,9 +5,18 @@ import { detectExternalIp, detectInternalIp } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
 import { formatBanner } from '../telemetry/banner.js';
+import {
+  allowList,
+  memoryFigures,
+  startMetricsEndpoint,
+  startStatsEndpoint,
+} from '../telemetry/http-endpoints.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
+import { createMetricsRegistry } from '../telemetry/metrics.js';
+import { formatOfficialStats } from '../telemetry/official-stats.js';
+import { VERSION_STRING } from '../version.js';
 import { workerSettings } from './ipc.js';
-import { runPrimary } from './primary.js';
+import { type PrimaryHandle, runPrimary } from './primary.js';
 
 /** Returns an exit code to exit with now, or undefined while the proxy keeps running. */
 export async function startProxy(
@@ -57,12 +66,81 @@ export async function startProxy(
   }
   try {
     await primary.ready;
+    await startTelemetry(config, secrets, primary, log);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await primary.shutdown('start-failed');
     return 1;
   }
   return undefined;
+}
+
+async function startTelemetry(
+  config: Config,
+  secrets: readonly Buffer[],
+  primary: PrimaryHandle,
+  log: Logger,
+): Promise<void> {
+  const startTime = Math.floor(Date.now() / 1000);
+  const mode = 'direct' as const;
+  let httpQueries = 0;
+  if (config.statsPort !== 0) {
+    await startStatsEndpoint({
+      port: config.statsPort,
+      bind: config.statsBind,
+      allow: allowList(config.statsAllow),
+      onQuery: () => {
+        httpQueries++;
+      },
+      render: async () => {
+        const began = performance.now();
+        const memory = await memoryFigures();
+        return formatOfficialStats({
+          pid: process.pid,
+          startTime,
+          now: Math.floor(Date.now() / 1000),
+          workers: config.workers,
+          maxConnectionsPerWorker: config.maxConnections,
+          totals: primary.totals(),
+          memory,
+          mode,
+          tagSet: config.tag !== undefined,
+          version: VERSION_STRING,
+          proxyConfig: undefined,
+          proxySecretMd5: undefined,
+          httpQueries,
+          generateSeconds: (performance.now() - began) / 1000,
+        });
+      },
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`STATS_PORT: cannot listen on port ${config.statsPort}: ${err.message}`);
+    });
+  }
+  if (config.metricsPort !== 0) {
+    const registry = createMetricsRegistry(() => ({
+      totals: primary.totals(),
+      workers: primary.listeningWorkers(),
+      workerRestarts: primary.workerRestarts(),
+      secretNames: secrets.map((_, i) => `secret${i + 1}`),
+      mode,
+      version: VERSION_STRING,
+      configRefreshes: {},
+      configAgeSeconds: undefined,
+      masked: 0,
+    }));
+    await startMetricsEndpoint({
+      port: config.metricsPort,
+      bind: config.metricsBind,
+      registry,
+      notReadyReason: () =>
+        primary.listeningWorkers() < config.workers
+          ? `${primary.listeningWorkers()} of ${config.workers} workers listening`
+          : undefined,
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`METRICS_PORT: cannot listen on port ${config.metricsPort}: ${err.message}`);
+    });
+  }
+  log.info('telemetry listening', { statsPort: config.statsPort, metricsPort: config.metricsPort });
 }
 
 async function settleSecrets(config: Config, log: Logger): Promise<readonly Buffer[]> {

@@ -4,6 +4,24 @@
 import type { Transport } from '../protocol/obfuscated2.js';
 import type { CloseReason, HandshakeFailure, SessionObserver } from '../relay/events.js';
 
+/** Middle-proxy mode figures (zero in direct mode); the names follow the official /stats keys. */
+export interface MiddleCounters {
+  forwardedQueries: number;
+  droppedQueries: number;
+  forwardedResponses: number;
+  droppedResponses: number;
+  forwardedSimpleAcks: number;
+  droppedSimpleAcks: number;
+  /** Clients bound to a middle-end connection now, and such bindings made since start. */
+  extConnections: number;
+  extConnectionsCreated: number;
+  /** Middle-end connections open and ready for traffic. */
+  readyConnections: number;
+  /** Middle-end targets in the current config, and those we hold a ready connection to. */
+  declaredTargets: number;
+  readyTargets: number;
+}
+
 export interface CounterSnapshot {
   connectionsOpened: number;
   connectionsCurrent: number;
@@ -14,8 +32,13 @@ export interface CounterSnapshot {
   closed: Partial<Record<CloseReason, number>>;
   upstreamConnects: Record<string, number>;
   upstreamFailures: Record<string, number>;
+  upstreamCurrent: number;
   bytesFromClient: number;
   bytesToClient: number;
+  middle: MiddleCounters;
+  /** The worker process itself, filled in when the snapshot is sent. */
+  rssBytes: number;
+  cpuSeconds: number;
   /** Per secret index: [connections, bytes from client, bytes to client]. */
   perSecret: [number, number, number][];
 }
@@ -31,8 +54,24 @@ export function emptySnapshot(): CounterSnapshot {
     closed: {},
     upstreamConnects: {},
     upstreamFailures: {},
+    upstreamCurrent: 0,
     bytesFromClient: 0,
     bytesToClient: 0,
+    middle: {
+      forwardedQueries: 0,
+      droppedQueries: 0,
+      forwardedResponses: 0,
+      droppedResponses: 0,
+      forwardedSimpleAcks: 0,
+      droppedSimpleAcks: 0,
+      extConnections: 0,
+      extConnectionsCreated: 0,
+      readyConnections: 0,
+      declaredTargets: 0,
+      readyTargets: 0,
+    },
+    rssBytes: 0,
+    cpuSeconds: 0,
     perSecret: [],
   };
 }
@@ -69,6 +108,7 @@ export class WorkerCounters implements SessionObserver {
 
   upstreamConnected(dc: number): void {
     this.data.connectionsEstablished++;
+    this.data.upstreamCurrent++;
     this.data.upstreamConnects[dc] = (this.data.upstreamConnects[dc] ?? 0) + 1;
   }
 
@@ -84,8 +124,9 @@ export class WorkerCounters implements SessionObserver {
     row[2] += toClient;
   }
 
-  closed(reason: CloseReason): void {
+  closed(reason: CloseReason, established: boolean): void {
     this.data.connectionsCurrent--;
+    if (established) this.data.upstreamCurrent--;
     this.data.closed[reason] = (this.data.closed[reason] ?? 0) + 1;
   }
 }

@@ -1,0 +1,227 @@
+// Prometheus metrics, computed at scrape time from the same aggregated counters as /stats.
+// Conventions: `mtproxy_` prefix, `_total` counters, base units; labels never carry client
+// addresses or secrets (a secret is named secret1, secret2, ...).
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { CounterSnapshot } from './counters.js';
+
+export interface MetricsModel {
+  readonly totals: CounterSnapshot;
+  readonly workers: number;
+  readonly workerRestarts: number;
+  readonly secretNames: readonly string[];
+  readonly mode: 'direct' | 'middle';
+  readonly version: string;
+  /** Middle mode: config refreshes by result and the age of the config in force. */
+  readonly configRefreshes: Readonly<Record<string, number>>;
+  readonly configAgeSeconds: number | undefined;
+  readonly masked: number;
+}
+
+type Labels = Record<string, string>;
+
+/** A counter whose value is set from an absolute total at scrape time. */
+function totalCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  values: () => readonly [Labels, number][],
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of values()) this.inc(labels, v);
+    },
+  });
+}
+
+function gauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  values: () => readonly [Labels, number][],
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of values()) this.set(labels, v);
+    },
+  });
+}
+
+export function createMetricsRegistry(model: () => MetricsModel): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = model;
+  const t = (): CounterSnapshot => m().totals;
+
+  gauge(
+    registry,
+    'mtproxy_build_info',
+    'Version and mode of this proxy; always 1.',
+    ['version', 'mode'],
+    () => [[{ version: m().version, mode: m().mode }, 1]],
+  );
+  gauge(registry, 'mtproxy_workers', 'Worker processes serving clients.', [], () => [[{}, m().workers]]);
+  totalCounter(registry, 'mtproxy_worker_restarts_total', 'Workers that died and were restarted.', [], () => [
+    [{}, m().workerRestarts],
+  ]);
+  gauge(registry, 'mtproxy_connections', 'Client connections open now.', [], () => [
+    [{}, t().connectionsCurrent],
+  ]);
+  totalCounter(registry, 'mtproxy_connections_opened_total', 'Client connections accepted.', [], () => [
+    [{}, t().connectionsOpened],
+  ]);
+  totalCounter(
+    registry,
+    'mtproxy_connections_closed_total',
+    'Client connections closed, by reason.',
+    ['reason'],
+    () => Object.entries(t().closed).map(([reason, v]) => [{ reason }, v ?? 0]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_connections_refused_total',
+    'Client connections refused at accept, by reason.',
+    ['reason'],
+    () => [[{ reason: 'max_connections' }, t().acceptRefusedLimit]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_handshakes_total',
+    'Client handshakes by transport and result (ok, or the reason they failed).',
+    ['transport', 'result'],
+    () => [
+      ...Object.entries(t().handshakesOk).map(([transport, v]): [Labels, number] => [
+        { transport, result: 'ok' },
+        v,
+      ]),
+      ...Object.entries(t().handshakesFailed).map(([result, v]): [Labels, number] => [
+        { transport: 'unknown', result },
+        v ?? 0,
+      ]),
+    ],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_replays_blocked_total',
+    'Handshakes refused as replays of an earlier one.',
+    [],
+    () => [[{}, t().handshakesFailed.replay ?? 0]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_masked_connections_total',
+    'Connections that failed the handshake and were handed to the mask host.',
+    [],
+    () => [[{}, m().masked]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_relayed_bytes_total',
+    'Bytes relayed between clients and Telegram, by direction.',
+    ['direction'],
+    () => [
+      [{ direction: 'from_client' }, t().bytesFromClient],
+      [{ direction: 'to_client' }, t().bytesToClient],
+    ],
+  );
+  gauge(registry, 'mtproxy_upstream_connections', 'Connections to Telegram open now.', [], () => [
+    [{}, t().upstreamCurrent + t().middle.readyConnections],
+  ]);
+  totalCounter(
+    registry,
+    'mtproxy_upstream_connects_total',
+    'Connections opened to Telegram, by DC.',
+    ['dc'],
+    () => Object.entries(t().upstreamConnects).map(([dc, v]) => [{ dc }, v]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_upstream_connect_failures_total',
+    'Failed attempts to connect to Telegram, by DC.',
+    ['dc'],
+    () => Object.entries(t().upstreamFailures).map(([dc, v]) => [{ dc }, v]),
+  );
+  gauge(
+    registry,
+    'mtproxy_upstream_targets',
+    'Middle proxies in the current config (declared) and those with a ready connection (ready).',
+    ['state'],
+    () => [
+      [{ state: 'declared' }, t().middle.declaredTargets],
+      [{ state: 'ready' }, t().middle.readyTargets],
+    ],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_middle_proxy_packets_total',
+    'Packets exchanged with middle proxies, by kind and result.',
+    ['kind', 'result'],
+    () => {
+      const mid = t().middle;
+      return [
+        [{ kind: 'query', result: 'forwarded' }, mid.forwardedQueries],
+        [{ kind: 'query', result: 'dropped' }, mid.droppedQueries],
+        [{ kind: 'response', result: 'forwarded' }, mid.forwardedResponses],
+        [{ kind: 'response', result: 'dropped' }, mid.droppedResponses],
+        [{ kind: 'simple_ack', result: 'forwarded' }, mid.forwardedSimpleAcks],
+        [{ kind: 'simple_ack', result: 'dropped' }, mid.droppedSimpleAcks],
+      ];
+    },
+  );
+  totalCounter(
+    registry,
+    'mtproxy_config_refreshes_total',
+    "Fetches of Telegram's proxy config, by result.",
+    ['result'],
+    () => Object.entries(m().configRefreshes).map(([result, v]) => [{ result }, v]),
+  );
+  gauge(registry, 'mtproxy_config_age_seconds', 'Age of the Telegram proxy config in force.', [], () => {
+    const age = m().configAgeSeconds;
+    return age === undefined ? [] : [[{}, age]];
+  });
+  const secretName = (i: number): string => m().secretNames[i] ?? `secret${i + 1}`;
+  totalCounter(
+    registry,
+    'mtproxy_secret_connections_total',
+    'Authenticated client connections, by secret name.',
+    ['secret'],
+    () => t().perSecret.map((row, i) => [{ secret: secretName(i) }, row[0]]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_secret_relayed_bytes_total',
+    'Bytes relayed, by secret name and direction.',
+    ['secret', 'direction'],
+    () =>
+      t().perSecret.flatMap((row, i): [Labels, number][] => [
+        [{ secret: secretName(i), direction: 'from_client' }, row[1]],
+        [{ secret: secretName(i), direction: 'to_client' }, row[2]],
+      ]),
+  );
+  gauge(
+    registry,
+    'mtproxy_workers_resident_memory_bytes',
+    'Resident memory of all worker processes.',
+    [],
+    () => [[{}, t().rssBytes]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_workers_cpu_seconds_total',
+    'CPU time used by all worker processes.',
+    [],
+    () => [[{}, t().cpuSeconds]],
+  );
+  return registry;
+}
