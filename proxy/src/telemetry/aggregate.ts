@@ -25,7 +25,8 @@ export function addSnapshot(into: CounterSnapshot, from: CounterSnapshot): void 
   addRecord(into.upstreamFailures, from.upstreamFailures);
   addRecord(into.middle as unknown as Numeric, from.middle as unknown as Numeric);
   from.perSecret.forEach((row, i) => {
-    const target = (into.perSecret[i] ??= [0, 0, 0]);
+    const target = into.perSecret[i] ?? [0, 0, 0];
+    into.perSecret[i] = target;
     target[0] += row[0];
     target[1] += row[1];
     target[2] += row[2];

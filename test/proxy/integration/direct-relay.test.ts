@@ -101,9 +101,9 @@ describe('direct mode: real clients through the proxy to stand-in DCs', function
     );
     try {
       const payloads = clients.map(() => randomBytes(1024));
-      clients.forEach((c, i) => c.send(payloads[i]!));
+      for (const [i, c] of clients.entries()) c.send(payloads[i]!);
       const echoes = await Promise.all(clients.map((c) => c.receive(10_000)));
-      echoes.forEach((e, i) => expect(e.payload.equals(payloads[i]!)).to.equal(true));
+      for (const [i, e] of echoes.entries()) expect(e.payload.equals(payloads[i]!)).to.equal(true);
     } finally {
       for (const c of clients) c.close();
     }
