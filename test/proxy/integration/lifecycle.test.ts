@@ -103,3 +103,35 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
     expect(Date.now() - started).to.be.within(2_500, 9_000);
   });
 });
+
+describe('backpressure', function () {
+  this.timeout(60_000);
+
+  it('a client that sends fast but never reads makes the proxy stop reading, not buffer without limit', async () => {
+    const dc = await startStandinDc();
+    const proxy = await startProxy({ env: { SECRET: ALICE, DC_ADDRS: `2=127.0.0.1:${dc.port}` } });
+    const client = await Obfs2Client.connect({ port: proxy.port, secret, dc: 2 });
+    try {
+      const worker = childPids(proxy.child.pid!)[0]!;
+      const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker}/status`, 'utf8'))![1]) * 1024;
+      const before = rss();
+      client.rawSocket.pause(); // never read the echoes
+      const packet = Buffer.alloc(64 * 1024, 5);
+      let queued = 0;
+      // Offer 256 MiB; backpressure must make our own socket refuse long before that.
+      for (let i = 0; i < 4096 && client.rawSocket.writableLength < 32 * 1024 * 1024; i++) {
+        client.send(packet);
+        queued += packet.length;
+        if (i % 64 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      expect(client.rawSocket.writableLength, 'bytes stuck on the client side').to.be.above(8 * 1024 * 1024);
+      expect(rss() - before, 'worker memory growth').to.be.below(48 * 1024 * 1024);
+      expect(queued).to.be.above(32 * 1024 * 1024);
+    } finally {
+      client.close();
+      await proxy.stop();
+      await dc.stop();
+    }
+  });
+});
