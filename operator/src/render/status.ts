@@ -1,0 +1,201 @@
+// What the operator observed -> MTProxy status: conditions with reasons, replica counts, endpoints,
+// restart times. Pure; never given a secret value, so it cannot write one.
+import {
+  type Condition,
+  type ConditionStatus,
+  ConditionType,
+  type Endpoint,
+  type MTProxy,
+  type MTProxyStatus,
+} from '../api/types.js';
+import { formatTime } from '../schedule/clock.js';
+
+export interface DeploymentObservation {
+  metadata?: { generation?: number };
+  spec?: { replicas?: number; paused?: boolean };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+export type RolloutState = 'missing' | 'progressing' | 'stuck' | 'complete';
+
+/** Where a Deployment's rollout stands; the daily roll waits while it is not complete. */
+export function rolloutState(dep: DeploymentObservation | undefined): RolloutState {
+  if (!dep) return 'missing';
+  const st = dep.status ?? {};
+  const stuck = st.conditions?.some(
+    (c) => c.type === 'Progressing' && c.status === 'False' && c.reason === 'ProgressDeadlineExceeded',
+  );
+  if (stuck) return 'stuck';
+  const desired = dep.spec?.replicas ?? 1;
+  const updated = st.updatedReplicas ?? 0;
+  if ((st.observedGeneration ?? 0) < (dep.metadata?.generation ?? 0)) return 'progressing';
+  if (updated < desired || (st.replicas ?? 0) > updated || (st.availableReplicas ?? 0) < updated) {
+    return 'progressing';
+  }
+  return 'complete';
+}
+
+export interface ConditionInput {
+  readonly status: ConditionStatus;
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface StatusInputs {
+  readonly now: number;
+  /** Set when the spec cannot be run (SpecError message). */
+  readonly specProblem?: string | undefined;
+  /** Set when this reconcile failed; the message must not contain secrets. */
+  readonly reconcileError?: string | undefined;
+  readonly secrets: ConditionInput & {
+    readonly secretName: string | undefined;
+    readonly count: number | undefined;
+    readonly fingerprint: string | undefined;
+  };
+  readonly externalAddress: ConditionInput & { readonly ip: string | undefined };
+  /** undefined when no ad tag is configured (the condition then does not apply). */
+  readonly adTag: ConditionInput | undefined;
+  readonly deployment: DeploymentObservation | undefined;
+  readonly paused: boolean;
+  readonly mode: 'direct' | 'middle' | undefined;
+  readonly image: string | undefined;
+  readonly selector: string;
+  readonly linksSecretName: string | undefined;
+  readonly endpoints: readonly Endpoint[];
+  readonly restart: {
+    readonly lastRestartTime: string | undefined;
+    readonly nextRestartTime: string | undefined;
+    readonly restartSchedule: string | undefined;
+  };
+}
+
+/** Keeps lastTransitionTime when the status of a condition did not change. */
+export function mergeCondition(
+  previous: readonly Condition[] | undefined,
+  type: string,
+  input: ConditionInput,
+  generation: number | undefined,
+  now: number,
+): Condition {
+  const old = previous?.find((c) => c.type === type);
+  const condition: Condition = {
+    type,
+    status: input.status,
+    reason: input.reason,
+    message: input.message,
+    lastTransitionTime: old && old.status === input.status ? old.lastTransitionTime : formatTime(now),
+  };
+  if (generation !== undefined) condition.observedGeneration = generation;
+  return condition;
+}
+
+function progressing(inputs: StatusInputs): ConditionInput {
+  if (inputs.paused) return { status: 'False', reason: 'Paused', message: 'spec.paused is true' };
+  const state = rolloutState(inputs.deployment);
+  const st = inputs.deployment?.status ?? {};
+  switch (state) {
+    case 'missing':
+      return { status: 'True', reason: 'Creating', message: 'the Deployment does not exist yet' };
+    case 'progressing':
+      return {
+        status: 'True',
+        reason: 'RollingOut',
+        message: `${st.updatedReplicas ?? 0} of ${inputs.deployment?.spec?.replicas ?? 0} pods updated, ${st.availableReplicas ?? 0} available`,
+      };
+    case 'stuck':
+      return {
+        status: 'False',
+        reason: 'ProgressDeadlineExceeded',
+        message: 'the rollout is not progressing',
+      };
+    case 'complete':
+      return { status: 'False', reason: 'RolloutComplete', message: 'all pods run the current template' };
+  }
+}
+
+function degraded(inputs: StatusInputs): ConditionInput {
+  if (inputs.specProblem) return { status: 'True', reason: 'InvalidSpec', message: inputs.specProblem };
+  if (inputs.reconcileError)
+    return { status: 'True', reason: 'ReconcileFailed', message: inputs.reconcileError };
+  if (inputs.secrets.status !== 'True') {
+    return { status: 'True', reason: inputs.secrets.reason, message: inputs.secrets.message };
+  }
+  const conds = inputs.deployment?.status?.conditions ?? [];
+  const failure = conds.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  if (failure) {
+    return { status: 'True', reason: 'ReplicaFailure', message: failure.message ?? 'pods cannot be created' };
+  }
+  if (rolloutState(inputs.deployment) === 'stuck') {
+    return { status: 'True', reason: 'RolloutStuck', message: 'the rollout exceeded its progress deadline' };
+  }
+  return { status: 'False', reason: 'AsExpected', message: 'no problem found' };
+}
+
+function ready(
+  inputs: StatusInputs,
+  degradedNow: ConditionInput,
+  progressingNow: ConditionInput,
+): ConditionInput {
+  if (degradedNow.status === 'True')
+    return { status: 'False', reason: degradedNow.reason, message: degradedNow.message };
+  const dep = inputs.deployment;
+  if (!dep) return { status: 'False', reason: 'Creating', message: 'the Deployment does not exist yet' };
+  const desired = dep.spec?.replicas ?? 0;
+  const available = dep.status?.availableReplicas ?? 0;
+  if (desired === 0) return { status: 'False', reason: 'ScaledToZero', message: 'spec.replicas is 0' };
+  if (progressingNow.status === 'True') {
+    return { status: 'False', reason: progressingNow.reason, message: progressingNow.message };
+  }
+  if (available < desired) {
+    return { status: 'False', reason: 'PodsNotReady', message: `${available} of ${desired} pods available` };
+  }
+  return { status: 'True', reason: 'Available', message: `${available} of ${desired} pods available` };
+}
+
+export function renderStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
+  const generation = mtp.metadata.generation;
+  const previous = mtp.status?.conditions;
+  const progressingNow = progressing(inputs);
+  const degradedNow = degraded(inputs);
+  const wanted: [string, ConditionInput][] = [
+    [ConditionType.Ready, ready(inputs, degradedNow, progressingNow)],
+    [ConditionType.Progressing, progressingNow],
+    [ConditionType.Degraded, degradedNow],
+    [ConditionType.SecretsReady, inputs.secrets],
+    [ConditionType.ExternalAddressResolved, inputs.externalAddress],
+  ];
+  if (inputs.adTag) wanted.push([ConditionType.AdTagActive, inputs.adTag]);
+  const st = inputs.deployment?.status ?? {};
+  const status: MTProxyStatus = {
+    observedGeneration: generation,
+    conditions: wanted.map(([type, c]) => mergeCondition(previous, type, c, generation, inputs.now)),
+    replicas: st.replicas ?? 0,
+    readyReplicas: st.readyReplicas ?? 0,
+    updatedReplicas: st.updatedReplicas ?? 0,
+    selector: inputs.selector,
+    endpoints: [...inputs.endpoints],
+  };
+  const optional: Partial<MTProxyStatus> = {
+    mode: inputs.mode,
+    image: inputs.image,
+    secretName: inputs.secrets.secretName,
+    linksSecretName: inputs.linksSecretName,
+    secretsCount: inputs.secrets.count,
+    secretsFingerprint: inputs.secrets.fingerprint,
+    externalIP: inputs.externalAddress.ip,
+    lastRestartTime: inputs.restart.lastRestartTime,
+    nextRestartTime: inputs.restart.nextRestartTime,
+    restartSchedule: inputs.restart.restartSchedule,
+  };
+  for (const [k, v] of Object.entries(optional)) {
+    if (v !== undefined) (status as Record<string, unknown>)[k] = v;
+  }
+  return status;
+}
