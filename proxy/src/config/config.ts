@@ -3,7 +3,9 @@ import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ProtocolError } from '../protocol/errors.js';
 import { ConfigError } from './errors.js';
+import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
 
 export const MAX_SECRETS = 16;
@@ -20,6 +22,23 @@ export interface HostPort {
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/**
+ * What a client may speak: `classic` = abridged or intermediate obfuscated2, `secure` = padded
+ * intermediate (`dd`), `tls` = fake TLS (`ee`). Inside fake TLS, padded is always accepted and
+ * abridged/intermediate only when `classic` is on too.
+ */
+export type ClientMode = 'classic' | 'secure' | 'tls';
+export type UnknownSniAction = 'mask' | 'drop' | 'accept';
+export type ProxyProtocolSetting = 'off' | 'v1' | 'v2' | 'auto';
+
+/** Where connections that fail the handshake are relayed, and the caps of such a relay. */
+export interface MaskSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+}
 
 export interface Config {
   /** Secrets given by the user; undefined means "load from DATA_DIR or generate". */
@@ -39,6 +58,18 @@ export interface Config {
   readonly dcOverrides: ReadonlyMap<number, readonly HostPort[]>;
   readonly preferIpv6: boolean;
   readonly dataDir: string;
+  /** Fake-TLS domains, lower-case; the first one goes into the links. Empty: no fake TLS. */
+  readonly fakeTlsDomains: readonly string[];
+  readonly modes: ReadonlySet<ClientMode>;
+  readonly unknownSni: UnknownSniAction;
+  readonly tlsClockSkewSeconds: number;
+  /** Undefined when MASK=off, or when there is neither FAKE_TLS_DOMAIN nor MASK_HOST. */
+  readonly mask: MaskSettings | undefined;
+  readonly replayWindowMs: number;
+  readonly replayCacheSize: number;
+  readonly proxyProtocol: ProxyProtocolSetting;
+  /** 0: no limit. */
+  readonly maxConnectionsPerIp: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -227,6 +258,88 @@ function parseLogLevel(variable: string, value: string): LogLevel {
   throw new ConfigError(variable, `"${value}" is not a log level`, 'Use error, warn, info or debug');
 }
 
+export function parseDomains(variable: string, value: string): string[] {
+  const domains = value
+    .split(',')
+    .map((d) => d.trim().toLowerCase())
+    .filter((d) => d !== '');
+  if (domains.length === 0) {
+    throw new ConfigError(variable, 'no domain given', 'Give a domain such as www.example.com, or unset it');
+  }
+  for (const domain of domains) {
+    try {
+      clientSecretBytes({ kind: 'ee', key: Buffer.alloc(16), domain });
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      throw new ConfigError(
+        variable,
+        `"${domain}" is not a usable domain`,
+        'Use a DNS name of letters, digits, dots and hyphens, at most 182 characters',
+      );
+    }
+  }
+  return [...new Set(domains)];
+}
+
+const MODE_NAMES: readonly ClientMode[] = ['classic', 'secure', 'tls'];
+
+function parseModes(variable: string, value: string | undefined, tls: boolean): Set<ClientMode> {
+  if (value === undefined) return new Set<ClientMode>(tls ? ['tls'] : ['classic', 'secure']);
+  const modes = new Set<ClientMode>();
+  for (const item of value.split(',').map((m) => m.trim().toLowerCase())) {
+    if (item === '') continue;
+    if (!(MODE_NAMES as readonly string[]).includes(item)) {
+      throw new ConfigError(
+        variable,
+        `"${item}" is not a mode`,
+        'Use classic, secure and/or tls, comma separated',
+      );
+    }
+    modes.add(item as ClientMode);
+  }
+  if (modes.size === 0) throw new ConfigError(variable, 'no mode given', 'Use classic, secure and/or tls');
+  if (modes.has('tls') && !tls) {
+    throw new ConfigError(variable, 'tls needs a fake-TLS domain', 'Set FAKE_TLS_DOMAIN, or leave tls out');
+  }
+  return modes;
+}
+
+function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
+  const v = value.trim().toLowerCase();
+  if ((choices as readonly string[]).includes(v)) return v as T;
+  throw new ConfigError(
+    variable,
+    `"${value}" is not one of ${choices.join(', ')}`,
+    `Use ${choices.join(' or ')}`,
+  );
+}
+
+const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+
+function parseHost(variable: string, value: string): string {
+  const v = value.trim().replace(/^\[(.*)\]$/, '$1');
+  if (isIP(v) !== 0 || (v.length <= 253 && HOST_NAME.test(v))) return v;
+  throw new ConfigError(
+    variable,
+    `"${value}" is not a host name or IP address`,
+    'Give a host without a port',
+  );
+}
+
+function parseMask(
+  get: (name: string) => string | undefined,
+  domains: readonly string[],
+): MaskSettings | undefined {
+  const on = parseSwitch('MASK', get('MASK') ?? 'on');
+  const port = parseInteger('MASK_PORT', get('MASK_PORT') ?? '443', 1, 65535);
+  const maxBytes = parseInteger('MASK_MAX_BYTES', get('MASK_MAX_BYTES') ?? '16777216', 1024, 2 ** 40);
+  const timeoutMs = parseSeconds('MASK_TIMEOUT', get('MASK_TIMEOUT') ?? '60', 0.1, 86400);
+  const explicit = get('MASK_HOST');
+  const host = explicit === undefined ? domains[0] : parseHost('MASK_HOST', explicit);
+  if (!on || host === undefined) return undefined;
+  return { host, port, maxBytes, timeoutMs };
+}
+
 function defaultDataDir(env: NodeJS.ProcessEnv): string {
   const state = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
   return join(state, 'mtkube');
@@ -238,6 +351,17 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
   const port = parseInteger('PORT', get('PORT') ?? '443', 1, 65535);
   const secretValue = get('SECRET');
   const ipDetect = get('IP_DETECT_URLS');
+  const domainValue = get('FAKE_TLS_DOMAIN');
+  const fakeTlsDomains = domainValue === undefined ? [] : parseDomains('FAKE_TLS_DOMAIN', domainValue);
+  const tlsClockSkewSeconds = parseInteger('TLS_CLOCK_SKEW', get('TLS_CLOCK_SKEW') ?? '600', 1, 86400);
+  const replayWindowSeconds = parseInteger('REPLAY_WINDOW', get('REPLAY_WINDOW') ?? '172800', 1, 30 * 86400);
+  if (replayWindowSeconds < 2 * tlsClockSkewSeconds) {
+    throw new ConfigError(
+      'REPLAY_WINDOW',
+      `${replayWindowSeconds} s is shorter than twice TLS_CLOCK_SKEW (${2 * tlsClockSkewSeconds} s)`,
+      'A hello must be remembered for as long as its timestamp is accepted; raise REPLAY_WINDOW',
+    );
+  }
   return {
     secrets: secretValue === undefined ? undefined : parseSecretList('SECRET', secretValue),
     secretCount: parseInteger('SECRET_COUNT', get('SECRET_COUNT') ?? '1', 1, MAX_SECRETS),
@@ -260,6 +384,30 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     dcOverrides: parseDcOverrides('DC_ADDRS', get('DC_ADDRS') ?? ''),
     preferIpv6: parseSwitch('PREFER_IPV6', get('PREFER_IPV6') ?? 'off'),
     dataDir: get('DATA_DIR') ?? defaultDataDir(env),
+    fakeTlsDomains,
+    modes: parseModes('MODES', get('MODES'), fakeTlsDomains.length > 0),
+    unknownSni: parseChoice('UNKNOWN_SNI', get('UNKNOWN_SNI') ?? 'mask', ['mask', 'drop', 'accept'] as const),
+    tlsClockSkewSeconds,
+    mask: parseMask(get, fakeTlsDomains),
+    replayWindowMs: replayWindowSeconds * 1000,
+    replayCacheSize: parseInteger(
+      'REPLAY_CACHE_SIZE',
+      get('REPLAY_CACHE_SIZE') ?? '262144',
+      1024,
+      16_777_216,
+    ),
+    proxyProtocol: parseChoice('PROXY_PROTOCOL', get('PROXY_PROTOCOL') ?? 'off', [
+      'off',
+      'v1',
+      'v2',
+      'auto',
+    ] as const),
+    maxConnectionsPerIp: parseInteger(
+      'MAX_CONNECTIONS_PER_IP',
+      get('MAX_CONNECTIONS_PER_IP') ?? '0',
+      0,
+      1_000_000,
+    ),
     handshakeTimeoutMs: parseSeconds('HANDSHAKE_TIMEOUT', get('HANDSHAKE_TIMEOUT') ?? '10', 0.1, 600),
     idleTimeoutMs: parseSeconds('IDLE_TIMEOUT', get('IDLE_TIMEOUT') ?? '300', 1, 86400),
     connectTimeoutMs: parseSeconds('CONNECT_TIMEOUT', get('CONNECT_TIMEOUT') ?? '10', 0.1, 600),

@@ -1,31 +1,83 @@
-// One client connection's life in direct mode: read and check the obfuscated2 header, dial the DC
-// the client asked for, then relay both ways until either side goes away or falls silent.
+// One client connection from accept to the hand-over to an upstream:
+//   [PROXY protocol header] -> fake TLS (ClientHello, ServerHello, records) or plain obfuscated2
+//   -> the obfuscated2 header -> an authenticated ClientLink for the Upstream (upstream.ts).
+// A connection that fails before we answered anything is masked (relayed to the mask host) or,
+// without a mask host, held and closed after a random delay; after our ServerHello it can only be
+// held. Nothing the client sends can make this code throw.
 import type { Socket } from 'node:net';
-import type { HostPort } from '../config/config.js';
+import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
+import { ProtocolError } from '../protocol/errors.js';
+import {
+  type AcceptedHello,
+  buildServerHello,
+  type ClockWindow,
+  detectClientHello,
+  type HelloFailureReason,
+  MAX_HELLO_BUFFER,
+  RECORD_HANDSHAKE,
+  TlsRecordReader,
+  validateClientHello,
+  wrapRecords,
+} from '../protocol/fake-tls.js';
 import {
   type ClientHeader,
-  createDcHeader,
   HEADER_LEN,
   parseClientHeader,
   type RandomSource,
   type Transport,
 } from '../protocol/obfuscated2.js';
+import { MAX_PROXY_HEADER, parseProxyHeader } from '../protocol/proxy-protocol.js';
 import type { ReplayGuard } from '../server/replay-cache.js';
-import { dial } from '../upstream/dialer.js';
-import type { CloseReason, HandshakeFailure, SessionObserver } from './events.js';
-import { pump } from './pump.js';
+import type {
+  CloseReason,
+  Framing,
+  HandshakeFailure,
+  MaskFailure,
+  RefusalReason,
+  SessionObserver,
+} from './events.js';
+import type { ClientLink, PeerAddress, SessionHooks, Upstream } from './upstream.js';
+
+/**
+ * Most bytes a connection may have us hold before we know what it is: a PROXY header, a complete
+ * ClientHello, and one socket read past them. Every check decides well before (64 bytes for plain
+ * obfuscated2, the hello's own length for TLS), so reaching it means a bug, and the connection fails.
+ */
+export const MAX_HANDSHAKE_BUFFER = MAX_PROXY_HEADER + MAX_HELLO_BUFFER + 65536;
+
+export interface FakeTlsPolicy {
+  /** Domains an SNI may name, lower-case. */
+  readonly domains: readonly string[];
+  readonly unknownSni: UnknownSniAction;
+  readonly window: ClockWindow;
+  /** Our clock in Unix seconds. */
+  readonly now: () => number;
+}
+
+/** Relays a failed connection to the mask host (server/mask.ts). */
+export interface MaskRelay {
+  relay(client: Socket, replay: readonly Buffer[]): Promise<'relaying' | MaskFailure>;
+}
 
 export interface SessionDeps {
   /** Read at each handshake, so a reload applies to new connections only. */
   readonly secrets: () => readonly Buffer[];
-  readonly allowedTransports: ReadonlySet<Transport>;
+  readonly modes: ReadonlySet<ClientMode>;
+  /** Present when fake TLS is on (`tls` in modes). */
+  readonly fakeTls: FakeTlsPolicy | undefined;
+  readonly proxyProtocol: ProxyProtocolSetting;
   readonly replay: ReplayGuard;
-  readonly resolveDc: (dc: number) => readonly HostPort[] | undefined;
+  /** Per-address limit: a release function when the peer may connect, undefined when it may not. */
+  readonly admit: (peer: PeerAddress) => (() => void) | undefined;
+  /** Undefined: failed connections are held and closed instead. */
+  readonly mask: MaskRelay | undefined;
+  readonly upstream: Upstream;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  readonly connectTimeoutMs: number;
   readonly random: RandomSource;
   readonly observer: SessionObserver;
+  /** Debug log of failed handshakes, with the client's real address. */
+  readonly onFailure?: (peer: PeerAddress | undefined, reason: HandshakeFailure) => void;
 }
 
 /** Handles `client` until it closes; never throws, whatever the client sends. */
@@ -33,15 +85,54 @@ export function serveClient(client: Socket, deps: SessionDeps): void {
   new ClientSession(client, deps).start();
 }
 
+type Stage =
+  | 'preamble' // reading a PROXY protocol header
+  | 'detect' // reading the first bytes: TLS hello or obfuscated2 header
+  | 'checking' // waiting for the replay cache; the client is paused
+  | 'tls-inner' // ServerHello sent; reading the obfuscated2 header inside records
+  | 'connecting' // handed to the upstream, not established yet
+  | 'relaying'
+  | 'masked'
+  | 'holding';
+
+const HELLO_FAILURES: Record<HelloFailureReason, HandshakeFailure> = {
+  malformed: 'tls-malformed',
+  'bad-mac': 'tls-bad-mac',
+  'clock-skew': 'tls-clock-skew',
+  'bad-sni': 'tls-bad-sni',
+  'bad-cipher-suite': 'tls-bad-cipher-suite',
+};
+
+const identity = (chunk: Buffer): Buffer => chunk;
+
+function transportAllowed(transport: Transport, framing: Framing, modes: ReadonlySet<ClientMode>): boolean {
+  // tdlib sends padded intermediate inside fake TLS; the unpadded transports give themselves away
+  // by their packet sizes, so inside TLS they need `classic` too (as in mtprotoproxy).
+  if (framing === 'tls') return transport === 'padded' || modes.has('classic');
+  return transport === 'padded' ? modes.has('secure') : modes.has('classic');
+}
+
 class ClientSession {
   readonly #client: Socket;
   readonly #deps: SessionDeps;
   readonly #abort = new AbortController();
+  #stage: Stage;
+  #peer: PeerAddress | undefined;
+  #release: (() => void) | undefined;
   #upstream: Socket | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** Bytes after the PROXY header, kept for the mask host until we answer anything. */
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** Re-examine the bytes once this many have arrived. */
+  #need = 1;
+  #reading = false;
+  #tls: { reader: TlsRecordReader; secret: Buffer; secretIndex: number } | undefined;
+  #inner: Buffer[] = [];
+  #innerBytes = 0;
   #established = false;
+  #refused = false;
   #finished = false;
   #failure: HandshakeFailure | undefined;
   #errorSide: 'client' | 'upstream' | undefined;
@@ -49,6 +140,7 @@ class ClientSession {
   constructor(client: Socket, deps: SessionDeps) {
     this.#client = client;
     this.#deps = deps;
+    this.#stage = deps.proxyProtocol === 'off' ? 'detect' : 'preamble';
   }
 
   start(): void {
@@ -58,129 +150,424 @@ class ClientSession {
       this.#errorSide ??= 'client';
     });
     client.on('close', () => this.#finish(this.#errorSide === 'client' ? 'client-error' : 'client-closed'));
-    this.#handshakeTimer = setTimeout(() => this.#failHandshake('timeout'), this.#deps.handshakeTimeoutMs);
-    client.on('data', this.#onHandshakeData);
+    client.on('end', this.#onEnd);
+    this.#handshakeTimer = setTimeout(this.#onHandshakeTimeout, this.#deps.handshakeTimeoutMs);
+    if (this.#stage === 'detect' && !this.#admit(this.#socketPeer())) return;
+    this.#read(true);
   }
 
-  readonly #onHandshakeData = (chunk: Buffer): void => {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes < HEADER_LEN) return;
-    this.#client.off('data', this.#onHandshakeData);
-    this.#client.pause();
-    const received = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-    this.#pending = [];
-    this.#onHeader(received.subarray(0, HEADER_LEN), received.subarray(HEADER_LEN));
+  // --- reading ---------------------------------------------------------------------------------
+
+  #read(on: boolean): void {
+    if (on && !this.#reading) {
+      this.#client.on('data', this.#onData);
+      this.#client.resume();
+    } else if (!on && this.#reading) {
+      this.#client.pause();
+      this.#client.off('data', this.#onData);
+    }
+    this.#reading = on;
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    switch (this.#stage) {
+      case 'preamble':
+      case 'detect':
+        this.#chunks.push(chunk);
+        this.#bytes += chunk.length;
+        if (this.#bytes > MAX_HANDSHAKE_BUFFER) {
+          this.#fail('oversized');
+          return;
+        }
+        if (this.#bytes >= this.#need) this.#advance();
+        return;
+      case 'tls-inner':
+        this.#feedInner(chunk);
+        return;
+      default:
+        return; // holding: read and discard
+    }
   };
 
-  #onHeader(header: Buffer, rest: Buffer): void {
+  /** All bytes kept so far as one buffer (joined once, then kept joined). */
+  #view(): Buffer {
+    if (this.#chunks.length === 0) return Buffer.alloc(0);
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
+    return this.#chunks[0]!;
+  }
+
+  #advance(): void {
+    let view = this.#view();
+    if (this.#stage === 'preamble') {
+      let header: ReturnType<typeof parseProxyHeader>;
+      try {
+        header = parseProxyHeader(view, this.#deps.proxyProtocol as 'v1' | 'v2' | 'auto');
+      } catch (err) {
+        if (!(err instanceof ProtocolError)) throw err;
+        this.#refuse('bad_proxy_header');
+        return;
+      }
+      if (header.kind === 'need-more') {
+        this.#need = view.length + 1;
+        return;
+      }
+      let peer = this.#socketPeer();
+      if (header.kind === 'header') {
+        if (header.source !== undefined && header.destination !== undefined) {
+          peer = {
+            address: header.source.address,
+            port: header.source.port,
+            localAddress: header.destination.address,
+            localPort: header.destination.port,
+          };
+        }
+        view = view.subarray(header.consumed);
+        this.#chunks = view.length > 0 ? [view] : [];
+        this.#bytes = view.length;
+      }
+      this.#stage = 'detect';
+      if (!this.#admit(peer)) return;
+      this.#need = 1;
+      if (view.length === 0) return;
+    }
+    this.#detect(view);
+  }
+
+  #detect(view: Buffer): void {
+    const deps = this.#deps;
+    const plainAllowed = deps.modes.has('classic') || deps.modes.has('secure');
+    if (deps.fakeTls !== undefined && view[0] === RECORD_HANDSHAKE) {
+      const found = detectClientHello(view);
+      if (found.kind === 'need-more') {
+        this.#need = found.atLeast;
+        return;
+      }
+      if (found.kind === 'hello') {
+        this.#onHello(found.hello, found.rest);
+        return;
+      }
+      // Not a hello after all: maybe an obfuscated2 header that happens to start with 0x16.
+    }
+    if (!plainAllowed) {
+      this.#fail('not-tls');
+      return;
+    }
+    if (view.length < HEADER_LEN) {
+      this.#need = HEADER_LEN;
+      return;
+    }
+    this.#onPlainHeader(view.subarray(0, HEADER_LEN), view.subarray(HEADER_LEN));
+  }
+
+  // --- plain obfuscated2 -----------------------------------------------------------------------
+
+  #onPlainHeader(header: Buffer, rest: Buffer): void {
     const deps = this.#deps;
     const parsed = parseClientHeader(header, deps.secrets());
     if (parsed === undefined) {
-      this.#badClient('bad-secret');
+      this.#fail('bad-secret');
       return;
     }
-    if (!deps.allowedTransports.has(parsed.transport)) {
-      this.#badClient('transport-not-allowed');
+    if (!transportAllowed(parsed.transport, 'plain', deps.modes)) {
+      this.#fail('transport-not-allowed');
       return;
     }
-    const targets = deps.resolveDc(parsed.dc);
-    if (targets === undefined) {
-      this.#failHandshake('unknown-dc');
+    if (!deps.upstream.canServe(parsed.dc)) {
+      this.#failNow('unknown-dc');
       return;
     }
-    void Promise.resolve(deps.replay.seen(parsed.replayKey)).then((replayed) => {
+    this.#checkReplay(parsed.replayKey, () => this.#accept(parsed, 'plain', identity, identity, rest));
+  }
+
+  /** Asks the shared replay cache; the client is paused meanwhile. A replay fails like a bad client. */
+  #checkReplay(key: Buffer, then: () => void): void {
+    this.#stage = 'checking';
+    this.#read(false);
+    void Promise.resolve(this.#deps.replay.seen(key)).then((replayed) => {
       if (this.#finished) return;
-      if (replayed) {
-        this.#badClient('replay');
-        return;
-      }
-      deps.observer.handshakeOk(parsed.secretIndex, parsed.transport, parsed.dc);
-      void this.#connect(parsed, targets, rest);
+      if (replayed) this.#fail('replay');
+      else then();
     });
   }
 
-  async #connect(header: ClientHeader, targets: readonly HostPort[], rest: Buffer): Promise<void> {
+  // --- fake TLS --------------------------------------------------------------------------------
+
+  #onHello(hello: Buffer, rest: Buffer): void {
     const deps = this.#deps;
-    let upstream: Socket;
-    try {
-      upstream = await dial(targets, deps.connectTimeoutMs, this.#abort.signal);
-    } catch {
-      if (!this.#finished) deps.observer.upstreamFailed(header.dc);
-      return this.#finish('upstream-unreachable');
-    }
-    if (this.#finished) {
-      upstream.destroy();
+    const policy = deps.fakeTls!;
+    const secrets = deps.secrets();
+    const verdict = validateClientHello(hello, {
+      secrets,
+      domains: policy.unknownSni === 'accept' ? [] : policy.domains,
+      now: policy.now,
+      window: policy.window,
+    });
+    if (!verdict.ok) {
+      // Remember even refused randoms (§4.9): a hello refused once is never accepted later.
+      if (verdict.replayKey !== undefined) deps.replay.record(verdict.replayKey);
+      const reason = HELLO_FAILURES[verdict.reason];
+      this.#fail(reason, !(verdict.reason === 'bad-sni' && policy.unknownSni === 'drop'));
       return;
     }
-    deps.observer.upstreamConnected(header.dc);
-    this.#upstream = upstream;
-    this.#established = true;
-    clearTimeout(this.#handshakeTimer);
-    upstream.on('error', () => {
-      this.#errorSide ??= 'upstream';
-    });
-    upstream.on('close', () =>
-      this.#finish(this.#errorSide === 'upstream' ? 'upstream-error' : 'upstream-closed'),
-    );
-    this.#client.setTimeout(deps.idleTimeoutMs, () => this.#finish('idle'));
+    const secret = secrets[verdict.secretIndex]!;
+    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, rest));
+  }
 
-    // Fast mode: the DC is told to answer with the client's own key stream, so its bytes go to
-    // the client untouched; only client -> DC bytes are decrypted and encrypted again.
-    const dcHeader = createDcHeader(deps.random, header.transport, header.encrypt);
-    const decrypt = header.decryptor;
-    const encrypt = dcHeader.encryptor;
-    const secret = header.secretIndex;
-    const observer = deps.observer;
-    upstream.write(
-      rest.length > 0 ? Buffer.concat([dcHeader.wire, encrypt.update(decrypt.update(rest))]) : dcHeader.wire,
+  #answerHello(hello: AcceptedHello, secret: Buffer, rest: Buffer): void {
+    this.#client.write(
+      buildServerHello({
+        clientRandom: hello.clientRandom,
+        sessionId: hello.sessionId,
+        secret,
+        cipherSuite: hello.cipherSuite,
+        random: this.#deps.random,
+      }),
     );
-    if (rest.length > 0) observer.relayed(secret, rest.length, 0);
-    pump(
-      this.#client,
-      upstream,
-      (chunk) => {
-        observer.relayed(secret, chunk.length, 0);
-        return encrypt.update(decrypt.update(chunk));
+    // From here on the client has seen a proxy's answer: no more masking, and nothing to replay.
+    this.#stage = 'tls-inner';
+    this.#chunks = [];
+    this.#bytes = 0;
+    this.#tls = { reader: new TlsRecordReader(), secret, secretIndex: hello.secretIndex };
+    if (rest.length > 0) this.#feedInner(rest);
+    if (this.#stage === 'tls-inner') this.#read(true);
+  }
+
+  #feedInner(chunk: Buffer): void {
+    let data: Buffer;
+    try {
+      data = this.#tls!.reader.push(chunk);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.#fail('tls-bad-records');
+      return;
+    }
+    if (data.length === 0) return;
+    this.#inner.push(data);
+    this.#innerBytes += data.length;
+    if (this.#innerBytes >= HEADER_LEN) this.#onInnerHeader();
+  }
+
+  #onInnerHeader(): void {
+    const deps = this.#deps;
+    const tls = this.#tls!;
+    const view = this.#inner.length === 1 ? this.#inner[0]! : Buffer.concat(this.#inner);
+    this.#inner = [];
+    const parsed = parseClientHeader(view.subarray(0, HEADER_LEN), [tls.secret]);
+    if (parsed === undefined) {
+      this.#fail('bad-secret');
+      return;
+    }
+    if (!transportAllowed(parsed.transport, 'tls', deps.modes)) {
+      this.#fail('transport-not-allowed');
+      return;
+    }
+    if (!deps.upstream.canServe(parsed.dc)) {
+      this.#failNow('unknown-dc');
+      return;
+    }
+    const reader = tls.reader;
+    this.#accept(
+      { ...parsed, secretIndex: tls.secretIndex },
+      'tls',
+      (chunk) => reader.push(chunk),
+      (chunk) => wrapRecords(chunk),
+      view.subarray(HEADER_LEN),
+    );
+  }
+
+  // --- hand-over -------------------------------------------------------------------------------
+
+  #accept(
+    header: ClientHeader,
+    framing: Framing,
+    unwrap: (chunk: Buffer) => Buffer,
+    wrap: (chunk: Buffer) => Buffer,
+    rest: Buffer,
+  ): void {
+    this.#read(false);
+    this.#stage = 'connecting';
+    this.#chunks = [];
+    const deps = this.#deps;
+    deps.observer.handshakeOk(header.secretIndex, header.transport, header.dc, framing);
+    const link: ClientLink = {
+      socket: this.#client,
+      header,
+      framing,
+      unwrap,
+      wrap,
+      rest,
+      peer: this.#peer ?? this.#socketPeer(),
+    };
+    const hooks: SessionHooks = {
+      signal: this.#abort.signal,
+      observer: deps.observer,
+      random: deps.random,
+      established: (upstream) => this.#onEstablished(upstream),
+      finish: (reason) => this.#finish(reason),
+    };
+    deps.upstream.start(link, hooks);
+  }
+
+  #onEstablished(upstream: Socket | undefined): void {
+    if (this.#finished) {
+      upstream?.destroy();
+      return;
+    }
+    this.#established = true;
+    this.#stage = 'relaying';
+    clearTimeout(this.#handshakeTimer);
+    if (upstream !== undefined) {
+      this.#upstream = upstream;
+      upstream.on('error', () => {
+        this.#errorSide ??= 'upstream';
+      });
+      upstream.on('close', () =>
+        this.#finish(this.#errorSide === 'upstream' ? 'upstream-error' : 'upstream-closed'),
+      );
+    }
+    this.#client.setTimeout(this.#deps.idleTimeoutMs, () => this.#finish('idle'));
+  }
+
+  // --- failures --------------------------------------------------------------------------------
+
+  #socketPeer(): PeerAddress {
+    const c = this.#client;
+    return {
+      address: c.remoteAddress ?? '',
+      port: c.remotePort ?? 0,
+      localAddress: c.localAddress ?? '',
+      localPort: c.localPort ?? 0,
+    };
+  }
+
+  #admit(peer: PeerAddress): boolean {
+    this.#peer = peer;
+    this.#release = this.#deps.admit(peer);
+    if (this.#release !== undefined) return true;
+    this.#refuse('per_ip_limit');
+    return false;
+  }
+
+  #refuse(reason: RefusalReason): void {
+    this.#refused = true;
+    this.#deps.observer.refused(reason);
+    this.#finish('refused');
+  }
+
+  #recordFailure(reason: HandshakeFailure): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = reason;
+    this.#deps.observer.handshakeFailed(reason);
+    this.#deps.onFailure?.(this.#peer, reason);
+  }
+
+  /**
+   * Not one of our clients. Before we answered anything: the mask host gets the connection (unless
+   * `mayMask` is false or there is none); afterwards, or without one, it is held and closed.
+   */
+  #fail(reason: HandshakeFailure, mayMask = true): void {
+    if (this.#finished) return;
+    this.#recordFailure(reason);
+    const answered = this.#tls !== undefined;
+    const mask = this.#deps.mask;
+    if (mask !== undefined && mayMask && !answered) this.#mask(mask);
+    else this.#hold();
+  }
+
+  /** A client that knows a secret but asked for something we cannot do: close now. */
+  #failNow(reason: HandshakeFailure): void {
+    this.#recordFailure(reason);
+    this.#finish('handshake-failed');
+  }
+
+  #mask(mask: MaskRelay): void {
+    this.#read(false);
+    this.#stage = 'masked';
+    clearTimeout(this.#handshakeTimer);
+    const replay = this.#chunks;
+    this.#chunks = [];
+    mask.relay(this.#client, replay).then(
+      (outcome) => {
+        if (outcome === 'relaying') {
+          if (!this.#finished) this.#deps.observer.masked();
+          return;
+        }
+        this.#deps.observer.maskFailed(outcome);
+        if (!this.#finished) this.#hold();
       },
-      (chunk) => {
-        observer.relayed(secret, 0, chunk.length);
-        return chunk;
+      () => {
+        if (!this.#finished) this.#hold();
       },
     );
   }
 
   /**
-   * A client that is not one of ours: say nothing, read and discard until the handshake deadline,
-   * then close. Answering fast, or differently from a silent server, would tell a prober what we are.
+   * Say nothing, read and discard, and close after a random delay around the handshake timeout:
+   * neither an instant reset nor a fixed time a prober could measure.
    */
-  #badClient(reason: HandshakeFailure): void {
-    this.#failure = reason;
-    this.#deps.observer.handshakeFailed(reason);
-    this.#client.on('data', () => {});
-    this.#client.resume();
+  #hold(): void {
+    this.#stage = 'holding';
+    clearTimeout(this.#handshakeTimer);
+    this.#read(true);
+    const t = this.#deps.handshakeTimeoutMs;
+    const fraction = this.#deps.random(2).readUInt16LE(0) / 65536;
+    this.#holdTimer = setTimeout(() => this.#finish('handshake-failed'), t / 2 + fraction * t);
   }
 
-  #failHandshake(reason: HandshakeFailure): void {
+  readonly #onHandshakeTimeout = (): void => {
     if (this.#finished || this.#established) return;
-    if (this.#failure === undefined) {
-      this.#failure = reason;
-      this.#deps.observer.handshakeFailed(reason);
+    switch (this.#stage) {
+      case 'detect':
+        // Still unidentified at the deadline: the mask host sees what a web server would.
+        this.#fail('timeout');
+        return;
+      case 'masked':
+      case 'holding':
+        return;
+      default:
+        this.#recordFailure('timeout');
+        this.#finish('handshake-failed');
     }
-    this.#finish('handshake-failed');
-  }
+  };
+
+  /** The client half-closed (the listener allows half-open sockets, for masking). */
+  readonly #onEnd = (): void => {
+    switch (this.#stage) {
+      case 'detect':
+        // A prober that sent a request and shut down its side still gets the mask host's answer.
+        if (this.#bytes > 0) this.#fail('client-closed');
+        else this.#finish('client-closed');
+        return;
+      case 'masked':
+        return; // the mask relay forwards it
+      case 'holding':
+        this.#finish('handshake-failed');
+        return;
+      default:
+        this.#finish('client-closed');
+    }
+  };
 
   #finish(reason: CloseReason): void {
     if (this.#finished) return;
-    if (!this.#established && this.#failure === undefined && reason === 'client-closed') {
-      this.#failure = 'client-closed';
-      this.#deps.observer.handshakeFailed('client-closed');
+    if (!this.#established && !this.#refused && this.#stage !== 'masked' && this.#failure === undefined) {
+      if (reason === 'client-closed' || reason === 'client-error') this.#recordFailure('client-closed');
     }
     this.#finished = true;
     clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#holdTimer);
     this.#abort.abort();
     this.#client.destroy();
     this.#upstream?.destroy();
-    this.#deps.observer.closed(this.#established ? reason : 'handshake-failed', this.#established);
+    this.#release?.();
+    this.#release = undefined;
+    const final: CloseReason = this.#established
+      ? reason
+      : this.#refused
+        ? 'refused'
+        : this.#stage === 'masked'
+          ? 'masked'
+          : 'handshake-failed';
+    this.#deps.observer.closed(final, this.#established);
   }
 }

@@ -3,12 +3,31 @@
 import type { Transport } from '../protocol/obfuscated2.js';
 
 export type HandshakeFailure =
+  /** Plain obfuscated2 header that no secret opens. */
   | 'bad-secret'
+  /** A handshake (obfuscated2 header or fake-TLS random) seen before. */
   | 'replay'
   | 'timeout'
+  /** A transport or mode that MODES does not allow (e.g. plain obfuscated2 with MODES=tls). */
   | 'transport-not-allowed'
   | 'unknown-dc'
-  | 'client-closed';
+  | 'client-closed'
+  /** MODES is tls only and the connection did not open with a TLS ClientHello. */
+  | 'not-tls'
+  | 'tls-malformed'
+  | 'tls-bad-mac'
+  | 'tls-clock-skew'
+  | 'tls-bad-sni'
+  | 'tls-bad-cipher-suite'
+  /** After our ServerHello: not the ChangeCipherSpec + application-data records of §4.8. */
+  | 'tls-bad-records'
+  /** More bytes than any handshake needs arrived before a decision (MAX_HANDSHAKE_BUFFER). */
+  | 'oversized';
+
+/** Connections turned away before any handshake; the values are metric labels. */
+export type RefusalReason = 'max_connections' | 'per_ip_limit' | 'bad_proxy_header';
+
+export type MaskFailure = 'self' | 'unreachable';
 
 export type CloseReason =
   | 'client-closed'
@@ -18,11 +37,22 @@ export type CloseReason =
   | 'idle'
   | 'handshake-failed'
   | 'upstream-unreachable'
-  | 'shutdown';
+  | 'shutdown'
+  /** Failed the handshake and was relayed to the mask host until one side closed or a cap hit. */
+  | 'masked'
+  /** Turned away before the handshake (see RefusalReason). */
+  | 'refused';
+
+export type Framing = 'plain' | 'tls';
 
 export interface SessionObserver {
-  handshakeOk(secretIndex: number, transport: Transport, dc: number): void;
+  handshakeOk(secretIndex: number, transport: Transport, dc: number, framing: Framing): void;
   handshakeFailed(reason: HandshakeFailure): void;
+  refused(reason: RefusalReason): void;
+  /** A failed connection was handed to the mask host. */
+  masked(): void;
+  /** A failed connection should have been masked but could not be (then it is held and closed). */
+  maskFailed(reason: MaskFailure): void;
   upstreamConnected(dc: number): void;
   upstreamFailed(dc: number): void;
   /** Bytes counted as they pass, both directions, per secret. */
@@ -33,6 +63,9 @@ export interface SessionObserver {
 export const NULL_OBSERVER: SessionObserver = {
   handshakeOk() {},
   handshakeFailed() {},
+  refused() {},
+  masked() {},
+  maskFailed() {},
   upstreamConnected() {},
   upstreamFailed() {},
   relayed() {},

@@ -1,8 +1,15 @@
 // Messages between the primary and its workers over the cluster IPC channel. JSON only: buffers
 // travel as hex, maps as entry lists.
-import type { Config, HostPort } from '../config/config.js';
+import type {
+  ClientMode,
+  Config,
+  HostPort,
+  MaskSettings,
+  ProxyProtocolSetting,
+  UnknownSniAction,
+} from '../config/config.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
-import type { ReplayAnswer, ReplayRequest } from './shared-replay.js';
+import type { ReplayAnswer, ReplayRecord, ReplayRequest } from './shared-replay.js';
 
 export interface WorkerSettings {
   readonly secretsHex: readonly string[];
@@ -15,6 +22,17 @@ export interface WorkerSettings {
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly logLevel: Config['logLevel'];
+  readonly modes: readonly ClientMode[];
+  readonly fakeTlsDomains: readonly string[];
+  readonly unknownSni: UnknownSniAction;
+  readonly tlsClockSkewSeconds: number;
+  /** Undefined: failed connections are held and closed, not masked. */
+  readonly mask: MaskSettings | undefined;
+  /** Addresses and ports that reach this proxy, beyond the interfaces' own (mask loop check). */
+  readonly selfAddresses: readonly string[];
+  readonly selfPorts: readonly number[];
+  readonly proxyProtocol: ProxyProtocolSetting;
+  readonly maxConnectionsPerIp: number;
 }
 
 export type PrimaryMessage =
@@ -26,9 +44,14 @@ export type WorkerMessage =
   | { readonly type: 'listening' }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
   | { readonly type: 'counters'; readonly counters: CounterSnapshot }
-  | ReplayRequest;
+  | ReplayRequest
+  | ReplayRecord;
 
-export function workerSettings(config: Config, secrets: readonly Buffer[]): WorkerSettings {
+export function workerSettings(
+  config: Config,
+  secrets: readonly Buffer[],
+  extra: { readonly mask: MaskSettings | undefined; readonly selfAddresses: readonly string[] },
+): WorkerSettings {
   return {
     secretsHex: secrets.map((s) => s.toString('hex')),
     port: config.port,
@@ -40,5 +63,14 @@ export function workerSettings(config: Config, secrets: readonly Buffer[]): Work
     idleTimeoutMs: config.idleTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
     logLevel: config.logLevel,
+    modes: [...config.modes],
+    fakeTlsDomains: config.fakeTlsDomains,
+    unknownSni: config.unknownSni,
+    tlsClockSkewSeconds: config.tlsClockSkewSeconds,
+    mask: extra.mask,
+    selfAddresses: extra.selfAddresses,
+    selfPorts: [...new Set([config.port, config.publicPort])],
+    proxyProtocol: config.proxyProtocol,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
   };
 }

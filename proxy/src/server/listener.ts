@@ -18,7 +18,9 @@ export class ClientListener {
 
   constructor(options: ListenerOptions) {
     this.#options = options;
-    this.#server = createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    // Half-open sockets are allowed so that a masked prober that shuts down its side still gets
+    // the mask host's answer; the session closes everything else itself.
+    this.#server = createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket) => {
       this.#open.add(socket);
       socket.once('close', () => this.#open.delete(socket));
       options.onConnection(socket);

@@ -36,7 +36,7 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
   const listening = new Set<Worker>();
   const latest = new Map<Worker, CounterSnapshot>();
   const retired = emptySnapshot();
-  const replay = new ReplayCache();
+  const replay = new ReplayCache(config.replayCacheSize, config.replayWindowMs);
   let restarts = 0;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => {
@@ -56,6 +56,9 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
         switch (msg.type) {
           case 'replay-check':
             send(worker, { type: 'replay-answer', id: msg.id, seen: replay.seenEncoded(msg.key) });
+            return;
+          case 'replay-record':
+            replay.seenEncoded(msg.key);
             return;
           case 'counters':
             latest.set(worker, msg.counters);

@@ -1,11 +1,18 @@
 // Remembers recent handshakes so that a recorded one replayed by a prober is refused
 // (MTPROTO-PROXY.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
 // replay that lands on another worker, or after a worker restart, is still caught. Bounded in
-// entries and in age: the oldest fall out first.
+// entries and in age (REPLAY_CACHE_SIZE, REPLAY_WINDOW): the oldest fall out first. Keys: h[8:56]
+// for plain obfuscated2 (48 bytes), random[0:16] for fake-TLS hellos (16 bytes), so the two kinds
+// never collide. About 150 bytes per entry in the primary (key string + Map slot).
 
 export interface ReplayGuard {
   /** True when `key` was seen before; otherwise remembers it and returns false. */
   seen(key: Buffer): boolean | Promise<boolean>;
+  /**
+   * Remembers `key` without asking: the random of a refused fake-TLS hello is recorded too (as the
+   * official proxy does), so that a hello refused once is never accepted later.
+   */
+  record(key: Buffer): void;
 }
 
 export class ReplayCache implements ReplayGuard {
@@ -23,6 +30,10 @@ export class ReplayCache implements ReplayGuard {
 
   seen(key: Buffer): boolean {
     return this.seenEncoded(key.toString('base64'));
+  }
+
+  record(key: Buffer): void {
+    this.seenEncoded(key.toString('base64'));
   }
 
   seenEncoded(k: string): boolean {

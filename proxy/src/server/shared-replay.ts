@@ -7,6 +7,12 @@ export interface ReplayRequest {
   readonly key: string;
 }
 
+/** Remember a key; no answer. */
+export interface ReplayRecord {
+  readonly type: 'replay-record';
+  readonly key: string;
+}
+
 export interface ReplayAnswer {
   readonly type: 'replay-answer';
   readonly id: number;
@@ -18,10 +24,10 @@ const ANSWER_TIMEOUT_MS = 2000;
 
 export class SharedReplayGuard implements ReplayGuard {
   readonly #pending = new Map<number, (seen: boolean) => void>();
-  readonly #send: (msg: ReplayRequest) => void;
+  readonly #send: (msg: ReplayRequest | ReplayRecord) => void;
   #nextId = 1;
 
-  constructor(send: (msg: ReplayRequest) => void) {
+  constructor(send: (msg: ReplayRequest | ReplayRecord) => void) {
     this.#send = send;
   }
 
@@ -38,6 +44,10 @@ export class SharedReplayGuard implements ReplayGuard {
       });
       this.#send({ type: 'replay-check', id, key: key.toString('base64') });
     });
+  }
+
+  record(key: Buffer): void {
+    this.#send({ type: 'replay-record', key: key.toString('base64') });
   }
 
   answer(msg: ReplayAnswer): void {

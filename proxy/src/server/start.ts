@@ -1,5 +1,5 @@
 // Start-up of the primary: settings -> secrets and addresses -> banner -> workers -> signals.
-import { type Config, parseConfig, readRawSettings } from '../config/config.js';
+import { type Config, type MaskSettings, parseConfig, readRawSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { detectExternalIp, detectInternalIp } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
@@ -16,6 +16,7 @@ import { createMetricsRegistry } from '../telemetry/metrics.js';
 import { formatOfficialStats } from '../telemetry/official-stats.js';
 import { VERSION_STRING } from '../version.js';
 import { workerSettings } from './ipc.js';
+import { checkMaskTarget, localAddresses } from './mask.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
 
 /** Returns an exit code to exit with now, or undefined while the proxy keeps running. */
@@ -58,7 +59,18 @@ export async function startProxy(
     process.stdout.write(formatBanner({ config, secrets, externalIp }));
   }
 
-  const primary = runPrimary(config, workerSettings(config, secrets), log);
+  const selfAddresses = [...new Set([internalIp, externalIp].filter((a): a is string => a !== undefined))];
+  const mask = await settleMask(config, selfAddresses, log);
+  log.info('client modes', {
+    modes: [...config.modes].join(','),
+    fakeTlsDomains: config.fakeTlsDomains.join(',') || 'none',
+    unknownSni: config.fakeTlsDomains.length > 0 ? config.unknownSni : undefined,
+    masking: mask ? `${mask.host}:${mask.port}` : 'off',
+    proxyProtocol: config.proxyProtocol,
+    maxConnectionsPerIp: config.maxConnectionsPerIp || 'no limit',
+  });
+
+  const primary = runPrimary(config, workerSettings(config, secrets, { mask, selfAddresses }), log);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       void primary.shutdown(signal).then(() => process.exit(0));
@@ -126,7 +138,7 @@ async function startTelemetry(
       version: VERSION_STRING,
       configRefreshes: {},
       configAgeSeconds: undefined,
-      masked: 0,
+      masked: primary.totals().masked,
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,
@@ -141,6 +153,36 @@ async function startTelemetry(
     });
   }
   log.info('telemetry listening', { statsPort: config.statsPort, metricsPort: config.metricsPort });
+}
+
+/**
+ * Checks the mask target once at start (workers check again at every connect, DNS may change):
+ * a target that is this proxy is refused loudly and masking turned off; one that does not resolve
+ * now is kept, with a warning. Only MASK_HOST is resolved when given, never FAKE_TLS_DOMAIN.
+ */
+async function settleMask(
+  config: Config,
+  selfAddresses: readonly string[],
+  log: Logger,
+): Promise<MaskSettings | undefined> {
+  const mask = config.mask;
+  if (mask === undefined) return undefined;
+  const check = await checkMaskTarget(mask, {
+    addresses: localAddresses(selfAddresses),
+    ports: new Set([config.port, config.publicPort]),
+  });
+  if (check.ok) return mask;
+  if (check.reason === 'self') {
+    log.error(
+      'MASK_HOST/MASK_PORT point at this proxy itself; masking is OFF (failed connections are held and closed). Set MASK_HOST to the real site',
+      { detail: check.detail },
+    );
+    return undefined;
+  }
+  log.warn('mask target does not resolve now; will retry at each masked connection', {
+    detail: check.detail,
+  });
+  return mask;
 }
 
 async function settleSecrets(config: Config, log: Logger): Promise<readonly Buffer[]> {

@@ -1,17 +1,22 @@
 // A worker process: waits for its settings from the primary, listens, serves clients, sends its
 // counters to the primary every second, and drains when told to.
 import { randomBytes } from 'node:crypto';
-import type { Transport } from '../protocol/obfuscated2.js';
-import { serveClient } from '../relay/client-session.js';
+import type { ClientMode } from '../config/config.js';
+import { DEFAULT_CLOCK_WINDOW } from '../protocol/fake-tls.js';
+import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../relay/client-session.js';
+import { directUpstream } from '../relay/direct-upstream.js';
 import { WorkerCounters } from '../telemetry/counters.js';
-import { createLogger } from '../telemetry/logger.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
 import { resolveDc } from '../upstream/dc-table.js';
+import { ConnectionsPerIp } from './ip-limit.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
 import { ClientListener } from './listener.js';
+import { localAddresses, Masker, type SelfEndpoints } from './mask.js';
 import { SharedReplayGuard } from './shared-replay.js';
 
-const ALL_TRANSPORTS: ReadonlySet<Transport> = new Set(['abridged', 'intermediate', 'padded']);
 const COUNTERS_INTERVAL_MS = 1000;
+/** Interface addresses are looked up again at most this often (for the mask loop check). */
+const SELF_REFRESH_MS = 10_000;
 
 function send(message: WorkerMessage, then?: () => void): void {
   if (process.connected) process.send?.(message, undefined, undefined, then);
@@ -23,12 +28,80 @@ interface RunningWorker {
   readonly replay: SharedReplayGuard;
 }
 
+function fakeTlsPolicy(settings: WorkerSettings): FakeTlsPolicy | undefined {
+  if (!settings.modes.includes('tls')) return undefined;
+  const skew = settings.tlsClockSkewSeconds;
+  return {
+    domains: settings.fakeTlsDomains,
+    unknownSni: settings.unknownSni,
+    window: { ...DEFAULT_CLOCK_WINDOW, maxAgeSeconds: skew, maxAheadSeconds: skew },
+    now: () => Math.floor(Date.now() / 1000),
+  };
+}
+
+function createMasker(settings: WorkerSettings, log: Logger): Masker | undefined {
+  const mask = settings.mask;
+  if (mask === undefined) return undefined;
+  let self: { endpoints: SelfEndpoints; at: number } | undefined;
+  return new Masker({
+    target: { host: mask.host, port: mask.port },
+    maxBytes: mask.maxBytes,
+    timeoutMs: mask.timeoutMs,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    self: () => {
+      const now = Date.now();
+      if (self === undefined || now - self.at > SELF_REFRESH_MS) {
+        self = {
+          endpoints: {
+            addresses: localAddresses(settings.selfAddresses),
+            ports: new Set(settings.selfPorts),
+          },
+          at: now,
+        };
+      }
+      return self.endpoints;
+    },
+    onProblem: (check) =>
+      log.error(
+        check.reason === 'self'
+          ? 'mask target refused: it is this proxy; failed connections are held and closed instead'
+          : 'mask target unreachable; failed connections are held and closed instead',
+        { detail: check.detail },
+      ),
+  });
+}
+
 async function start(settings: WorkerSettings): Promise<RunningWorker> {
   const log = createLogger(settings.logLevel, { component: `worker-${process.pid}` });
   const counters = new WorkerCounters();
   const secrets = settings.secretsHex.map((h) => Buffer.from(h, 'hex'));
   const replay = new SharedReplayGuard(send);
   const dcOptions = { overrides: new Map(settings.dcOverrides), preferIpv6: settings.preferIpv6 };
+  const perIp = new ConnectionsPerIp(settings.maxConnectionsPerIp);
+  const modes = new Set<ClientMode>(settings.modes);
+  const upstream = directUpstream({
+    resolveDc: (dc) => resolveDc(dc, dcOptions),
+    connectTimeoutMs: settings.connectTimeoutMs,
+  });
+  const sessionDeps: SessionDeps = {
+    secrets: () => secrets,
+    modes,
+    fakeTls: fakeTlsPolicy(settings),
+    proxyProtocol: settings.proxyProtocol,
+    replay,
+    admit: (peer) => perIp.acquire(peer.address),
+    mask: createMasker(settings, log),
+    upstream,
+    handshakeTimeoutMs: settings.handshakeTimeoutMs,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    random: randomBytes,
+    observer: counters,
+    onFailure: (peer, reason) => {
+      if (log.isDebugEnabled()) {
+        log.debug('handshake failed', { client: peer ? `${peer.address}:${peer.port}` : 'unknown', reason });
+      }
+    },
+  };
   const listener = new ClientListener({
     port: settings.port,
     bind: settings.bind,
@@ -36,17 +109,7 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
     onRefused: () => counters.refusedAtLimit(),
     onConnection: (socket) => {
       counters.accepted();
-      serveClient(socket, {
-        secrets: () => secrets,
-        allowedTransports: ALL_TRANSPORTS,
-        replay,
-        resolveDc: (dc) => resolveDc(dc, dcOptions),
-        handshakeTimeoutMs: settings.handshakeTimeoutMs,
-        idleTimeoutMs: settings.idleTimeoutMs,
-        connectTimeoutMs: settings.connectTimeoutMs,
-        random: randomBytes,
-        observer: counters,
-      });
+      serveClient(socket, sessionDeps);
     },
   });
   const report = (): void => {

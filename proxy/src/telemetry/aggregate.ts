@@ -13,6 +13,10 @@ export function addSnapshot(into: CounterSnapshot, from: CounterSnapshot): void 
   into.connectionsCurrent += from.connectionsCurrent;
   into.connectionsEstablished += from.connectionsEstablished;
   into.acceptRefusedLimit += from.acceptRefusedLimit;
+  into.tlsHandshakesOk += from.tlsHandshakesOk;
+  into.masked += from.masked;
+  addRecord(into.refused as Numeric, from.refused as Numeric);
+  addRecord(into.maskFailures as Numeric, from.maskFailures as Numeric);
   into.upstreamCurrent += from.upstreamCurrent;
   into.bytesFromClient += from.bytesFromClient;
   into.bytesToClient += from.bytesToClient;

@@ -10,12 +10,18 @@ export interface BannerInput {
   readonly externalIp: string | undefined;
 }
 
-/** The secret forms the proxy accepts, most preferred first. */
-function clientForms(key: Buffer): { label: string; secret: ClientSecret }[] {
-  return [
-    { label: 'dd (padded, preferred by current apps)', secret: { kind: 'dd', key } },
-    { label: 'plain', secret: { kind: 'plain', key } },
-  ];
+/** The secret forms the proxy accepts (MODES), most preferred first. */
+function clientForms(config: Config, key: Buffer): { label: string; secret: ClientSecret }[] {
+  const forms: { label: string; secret: ClientSecret }[] = [];
+  const domain = config.fakeTlsDomains[0];
+  if (config.modes.has('tls') && domain !== undefined) {
+    forms.push({ label: `ee (fake TLS as ${domain})`, secret: { kind: 'ee', key, domain } });
+  }
+  if (config.modes.has('secure')) {
+    forms.push({ label: 'dd (padded, preferred by current apps)', secret: { kind: 'dd', key } });
+  }
+  if (config.modes.has('classic')) forms.push({ label: 'plain', secret: { kind: 'plain', key } });
+  return forms;
 }
 
 export function formatBanner({ config, secrets, externalIp }: BannerInput): string {
@@ -25,7 +31,7 @@ export function formatBanner({ config, secrets, externalIp }: BannerInput): stri
   secrets.forEach((key, i) => {
     const n = i + 1;
     lines.push(`[*]   Secret ${n}: ${key.toString('hex')}`);
-    for (const form of clientForms(key)) {
+    for (const form of clientForms(config, key)) {
       const links = proxyLinks(host, port, formatSecretParam(form.secret));
       lines.push(`[*]   tg:// link for secret ${n}, ${form.label}: ${links.tg}`);
       lines.push(`[*]   t.me link for secret ${n}, ${form.label}: ${links.tme}`);

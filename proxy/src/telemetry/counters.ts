@@ -2,7 +2,14 @@
 // primary, which adds up every worker's snapshot for /stats and /metrics.
 
 import type { Transport } from '../protocol/obfuscated2.js';
-import type { CloseReason, HandshakeFailure, SessionObserver } from '../relay/events.js';
+import type {
+  CloseReason,
+  Framing,
+  HandshakeFailure,
+  MaskFailure,
+  RefusalReason,
+  SessionObserver,
+} from '../relay/events.js';
 
 /** Middle-proxy mode figures (zero in direct mode); the names follow the official /stats keys. */
 export interface MiddleCounters {
@@ -27,6 +34,13 @@ export interface CounterSnapshot {
   connectionsCurrent: number;
   connectionsEstablished: number;
   acceptRefusedLimit: number;
+  /** Every refusal before a handshake, by reason (max_connections included). */
+  refused: Partial<Record<RefusalReason, number>>;
+  /** Authenticated handshakes that came inside fake TLS (also counted in handshakesOk). */
+  tlsHandshakesOk: number;
+  /** Failed connections relayed to the mask host, and those that could not be. */
+  masked: number;
+  maskFailures: Partial<Record<MaskFailure, number>>;
   handshakesOk: Record<Transport, number>;
   handshakesFailed: Partial<Record<HandshakeFailure, number>>;
   closed: Partial<Record<CloseReason, number>>;
@@ -49,6 +63,10 @@ export function emptySnapshot(): CounterSnapshot {
     connectionsCurrent: 0,
     connectionsEstablished: 0,
     acceptRefusedLimit: 0,
+    refused: {},
+    tlsHandshakesOk: 0,
+    masked: 0,
+    maskFailures: {},
     handshakesOk: { abridged: 0, intermediate: 0, padded: 0 },
     handshakesFailed: {},
     closed: {},
@@ -86,6 +104,19 @@ export class WorkerCounters implements SessionObserver {
 
   refusedAtLimit(): void {
     this.data.acceptRefusedLimit++;
+    this.data.refused.max_connections = (this.data.refused.max_connections ?? 0) + 1;
+  }
+
+  refused(reason: RefusalReason): void {
+    this.data.refused[reason] = (this.data.refused[reason] ?? 0) + 1;
+  }
+
+  masked(): void {
+    this.data.masked++;
+  }
+
+  maskFailed(reason: MaskFailure): void {
+    this.data.maskFailures[reason] = (this.data.maskFailures[reason] ?? 0) + 1;
   }
 
   #secret(i: number): [number, number, number] {
@@ -97,8 +128,9 @@ export class WorkerCounters implements SessionObserver {
     return row;
   }
 
-  handshakeOk(secretIndex: number, transport: Transport): void {
+  handshakeOk(secretIndex: number, transport: Transport, _dc: number, framing: Framing): void {
     this.data.handshakesOk[transport]++;
+    if (framing === 'tls') this.data.tlsHandshakesOk++;
     this.#secret(secretIndex)[0]++;
   }
 

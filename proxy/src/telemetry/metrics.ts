@@ -91,9 +91,21 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
   totalCounter(
     registry,
     'mtproxy_connections_refused_total',
-    'Client connections refused at accept, by reason.',
+    'Client connections refused before any handshake, by reason (max_connections, per_ip_limit, bad_proxy_header).',
     ['reason'],
-    () => [[{ reason: 'max_connections' }, t().acceptRefusedLimit]],
+    () => [
+      [{ reason: 'max_connections' }, t().refused.max_connections ?? t().acceptRefusedLimit],
+      ...Object.entries(t().refused)
+        .filter(([reason]) => reason !== 'max_connections')
+        .map(([reason, v]): [Labels, number] => [{ reason }, v ?? 0]),
+    ],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_fake_tls_handshakes_total',
+    'Authenticated handshakes made inside fake TLS (ee); also counted in mtproxy_handshakes_total.',
+    [],
+    () => [[{}, t().tlsHandshakesOk]],
   );
   totalCounter(
     registry,
@@ -124,6 +136,13 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     'Connections that failed the handshake and were handed to the mask host.',
     [],
     () => [[{}, m().masked]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_mask_failures_total',
+    'Failed connections that could not be masked and were held and closed instead, by reason (self: the mask target is this proxy; unreachable).',
+    ['reason'],
+    () => Object.entries(t().maskFailures).map(([reason, v]) => [{ reason }, v ?? 0]),
   );
   totalCounter(
     registry,
