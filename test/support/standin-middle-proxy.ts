@@ -46,6 +46,11 @@ export interface StandinOptions {
   readonly clockSkewSeconds?: number;
   /** Answer every handshake with RPC_HANDSHAKE_ERROR carrying this code, then close. */
   readonly handshakeError?: number;
+  /**
+   * The address proxies dial to reach it, when something forwards to it (a stand-in NAT): its own
+   * end in the key derivation. Default: the listening address.
+   */
+  readonly reachedAt?: () => Endpoint | undefined;
 }
 
 export interface RecordedRequest {
@@ -218,7 +223,7 @@ export class StandinMiddleProxy {
       nonceServer: ours,
       nonceClient: theirs.nonce,
       clientTimestamp: theirs.timestamp,
-      server: { ip: c.socket.localAddress!, port: c.socket.localPort! },
+      server: this.options.reachedAt?.() ?? { ip: c.socket.localAddress!, port: c.socket.localPort! },
       client: { ip: c.socket.remoteAddress!, port: c.socket.remotePort! },
       secret: this.secret,
     });
