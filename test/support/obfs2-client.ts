@@ -31,6 +31,8 @@ export interface Obfs2ClientOptions {
   random?: RandomSource;
   /** Default timeout of connect() and receive(), in ms. Default 5000. */
   timeoutMs?: number;
+  /** Bytes sent before the header: a PROXY protocol header from a load balancer. */
+  preamble?: Buffer;
 }
 
 interface Keys {
@@ -124,7 +126,7 @@ export class Obfs2Client {
         reject(err);
       });
     });
-    socket.write(keys.wire);
+    socket.write(options.preamble ? Buffer.concat([options.preamble, keys.wire]) : keys.wire);
     return new Obfs2Client(socket, transport, keys, timeoutMs);
   }
 
