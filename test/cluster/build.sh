@@ -7,8 +7,8 @@
 #   bash test/cluster/build.sh              build if missing, print the bin dir
 #   bash test/cluster/build.sh --print-dir  only print the bin dir
 #
-# The directory name carries the Kubernetes version and a hash of go.mod, so
-# bumping any pinned tool gets a fresh directory; a second run with everything
+# The directory name carries the Kubernetes version and a hash of go.mod and
+# this script, so bumping any pinned tool or build flag gets a fresh directory; a second run with everything
 # present returns at once. control-plane.ts (paths.ts) derives the same path.
 set -euo pipefail
 
@@ -17,7 +17,9 @@ cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/mtkube"
 k8s_version="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$here/go.mod")"
 helm_version="$(awk '$1 == "helm.sh/helm/v3" { print $2; exit }' "$here/go.mod")"
 prom_version="$(awk '$1 == "github.com/prometheus/prometheus" { print $2; exit }' "$here/go.mod")"
-mod_hash="$(sha256sum "$here/go.mod" | cut -c1-12)"
+# The pinned versions (go.mod) and how they are built (this script) together
+# decide what is in the directory; paths.ts computes the same hash.
+mod_hash="$(cat "$here/go.mod" "$here/build.sh" | sha256sum | cut -c1-12)"
 out="${MTKUBE_K8S_BIN:-$cache_root/k8s-$k8s_version-$mod_hash/bin}"
 
 tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm kwok prometheus promtool)

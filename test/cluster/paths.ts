@@ -1,6 +1,6 @@
 // Where the control-plane binaries live. build.sh and this file must agree:
-// both derive `<cache>/mtkube/k8s-<kubernetes version>-<sha256(go.mod)[:12]>/bin`,
-// so a bump of any pinned tool in go.mod points tests at a fresh directory.
+// both derive `<cache>/mtkube/k8s-<kubernetes version>-<sha256(go.mod + build.sh)[:12]>/bin`,
+// so a bump of any pinned tool or build flag points tests at a fresh directory.
 // MTKUBE_K8S_BIN overrides the whole path (for binaries built elsewhere).
 import { createHash } from 'node:crypto';
 import { access, constants, readFile } from 'node:fs/promises';
@@ -30,16 +30,18 @@ export type BinaryName =
 
 export interface ToolVersions {
   readonly kubernetes: string;
-  readonly goModHash: string;
+  /** Changes whenever go.mod or build.sh does. */
+  readonly toolsetHash: string;
 }
 
 export async function readToolVersions(): Promise<ToolVersions> {
   const goMod = await readFile(join(clusterDir, 'go.mod'));
+  const buildScript = await readFile(join(clusterDir, 'build.sh'));
   const match = /^\s*k8s\.io\/kubernetes\s+(v\S+)/m.exec(goMod.toString('utf8'));
   if (!match?.[1]) throw new Error(`no k8s.io/kubernetes requirement in ${clusterDir}/go.mod`);
   return {
     kubernetes: match[1],
-    goModHash: createHash('sha256').update(goMod).digest('hex').slice(0, 12),
+    toolsetHash: createHash('sha256').update(goMod).update(buildScript).digest('hex').slice(0, 12),
   };
 }
 
@@ -47,9 +49,9 @@ export async function readToolVersions(): Promise<ToolVersions> {
 export async function clusterBinDir(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const override = env.MTKUBE_K8S_BIN;
   if (override) return override;
-  const { kubernetes, goModHash } = await readToolVersions();
+  const { kubernetes, toolsetHash } = await readToolVersions();
   const cacheRoot = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  return join(cacheRoot, 'mtkube', `k8s-${kubernetes}-${goModHash}`, 'bin');
+  return join(cacheRoot, 'mtkube', `k8s-${kubernetes}-${toolsetHash}`, 'bin');
 }
 
 /** The names among `names` that are not executable files in `binDir`. */
