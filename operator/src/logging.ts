@@ -1,0 +1,50 @@
+// Structured JSON logs (winston) on stdout; every message and field passes through redact().
+import winston from 'winston';
+import { redact } from './controller/redact.js';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Logger {
+  error(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  debug(message: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+const redactFormat = winston.format((info) => {
+  for (const [k, v] of Object.entries(info)) {
+    if (typeof v === 'string') (info as Record<string, unknown>)[k] = redact(v);
+  }
+  return info;
+});
+
+export function createLogger(level: LogLevel = 'info', options: { silent?: boolean } = {}): Logger {
+  const base = winston.createLogger({
+    level,
+    silent: options.silent ?? false,
+    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+    defaultMeta: { component: 'mtkube-operator' },
+    transports: [new winston.transports.Console()],
+  });
+  return wrap(base);
+}
+
+function wrap(w: winston.Logger): Logger {
+  return {
+    error: (m, f) => w.error(m, f),
+    warn: (m, f) => w.warn(m, f),
+    info: (m, f) => w.info(m, f),
+    debug: (m, f) => w.debug(m, f),
+    child: (fields) => wrap(w.child(fields)),
+  };
+}
+
+/** A logger that drops everything (tests that do not look at logs). */
+export const silentLogger: Logger = {
+  error: () => {},
+  warn: () => {},
+  info: () => {},
+  debug: () => {},
+  child: () => silentLogger,
+};
