@@ -8,8 +8,9 @@
 #   bash test/cluster/build.sh --print-dir  only print the bin dir
 #
 # The directory name carries the Kubernetes version and a hash of go.mod and
-# this script, so bumping any pinned tool or build flag gets a fresh directory; a second run with everything
-# present returns at once. control-plane.ts (paths.ts) derives the same path.
+# this script, so bumping any pinned tool or build flag gets a fresh directory;
+# a second run with everything present returns at once. paths.ts derives the
+# same path for the tests. MTKUBE_K8S_BIN overrides the directory.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -62,7 +63,8 @@ prom_release="${prom_version#v0.}"
 ldflags+=" -X github.com/prometheus/common/version.Version=${prom_release:0:1}.${prom_release:1}"
 
 cd "$here"
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
+# go.mod and go.sum are tidy and committed: never let a build rewrite them.
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 # Static binaries: no C toolchain needed at build time, no libc at run time.
 export CGO_ENABLED=0
 
@@ -101,5 +103,12 @@ for t in "${tools[@]}"; do
   mv -f "$stage/$t" "$out/$t"
 done
 touch "$out/.complete"
+# Each toolset is ~600 MB: drop the ones older pins or flags left behind in
+# our own cache directory (never an MTKUBE_K8S_BIN chosen by the user).
+if [[ -z "${MTKUBE_K8S_BIN:-}" ]]; then
+  for old in "$cache_root"/k8s-*; do
+    if [[ "$old" != "$(dirname "$out")" && -d "$old" ]]; then rm -rf "$old"; fi
+  done
+fi
 echo "built cluster tools in $((SECONDS - start))s" >&2
 echo "$out"
