@@ -91,7 +91,7 @@ export class UserRegistry {
     const next = new Map(users.map((u) => [u.name, u]));
     for (const [name, s] of this.#state) {
       const u = next.get(name);
-      if (!u || !u.enabled || !u.secret.equals(s.user.secret)) close.push(name);
+      if (!u?.enabled || !u.secret.equals(s.user.secret)) close.push(name);
       else if (u.limits.expiresAt !== undefined && this.#now() >= u.limits.expiresAt) close.push(name);
     }
     for (const name of close) this.#state.delete(name);

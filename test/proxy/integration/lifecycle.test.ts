@@ -1,6 +1,6 @@
-import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { expect } from 'chai';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { startProxy } from '../../support/proxy-process.js';
@@ -12,7 +12,11 @@ const secret = Buffer.from(ALICE, 'hex');
 /** Worker pids: the children of the primary, read from /proc. */
 function childPids(pid: number): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -28,7 +32,9 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
   after(async () => dc?.stop());
 
   it('enforces MAX_CONNECTIONS exactly, refusing and counting the next connection', async () => {
-    const proxy = await startProxy({ env: { SECRET: ALICE, MAX_CONNECTIONS: '3', DC_ADDRS: `2=127.0.0.1:${dc.port}` } });
+    const proxy = await startProxy({
+      env: { SECRET: ALICE, MAX_CONNECTIONS: '3', DC_ADDRS: `2=127.0.0.1:${dc.port}` },
+    });
     const clients: Obfs2Client[] = [];
     try {
       for (let i = 0; i < 3; i++) {
@@ -56,7 +62,9 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
   });
 
   it('restarts a worker that dies, keeps serving, and counts the restart', async () => {
-    const proxy = await startProxy({ env: { SECRET: ALICE, WORKERS: '2', DC_ADDRS: `2=127.0.0.1:${dc.port}` } });
+    const proxy = await startProxy({
+      env: { SECRET: ALICE, WORKERS: '2', DC_ADDRS: `2=127.0.0.1:${dc.port}` },
+    });
     try {
       const pids = childPids(proxy.child.pid!);
       expect(pids).to.have.length(2);
@@ -65,7 +73,9 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
       expect(childPids(proxy.child.pid!)).to.have.length(2);
       await eventually(async () => {
         const t = (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-        return sample(t, 'mtproxy_worker_restarts_total') === 1 && sample(t, 'mtproxy_workers') === 2 ? t : undefined;
+        return sample(t, 'mtproxy_worker_restarts_total') === 1 && sample(t, 'mtproxy_workers') === 2
+          ? t
+          : undefined;
       });
       for (let i = 0; i < 6; i++) {
         const c = await Obfs2Client.connect({ port: proxy.port, secret, dc: 2 });
@@ -79,7 +89,9 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
   });
 
   it('on SIGTERM stops accepting, lets open connections finish within DRAIN_TIMEOUT, then exits 0', async () => {
-    const proxy = await startProxy({ env: { SECRET: ALICE, DRAIN_TIMEOUT: '3', DC_ADDRS: `2=127.0.0.1:${dc.port}` } });
+    const proxy = await startProxy({
+      env: { SECRET: ALICE, DRAIN_TIMEOUT: '3', DC_ADDRS: `2=127.0.0.1:${dc.port}` },
+    });
     const open = await Obfs2Client.connect({ port: proxy.port, secret, dc: 2 });
     open.send(Buffer.alloc(8, 1));
     await open.receive();
@@ -113,7 +125,8 @@ describe('backpressure', function () {
     const client = await Obfs2Client.connect({ port: proxy.port, secret, dc: 2 });
     try {
       const worker = childPids(proxy.child.pid!)[0]!;
-      const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker}/status`, 'utf8'))![1]) * 1024;
+      const rss = (): number =>
+        Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker}/status`, 'utf8'))![1]) * 1024;
       const before = rss();
       client.rawSocket.pause(); // never read the echoes
       const packet = Buffer.alloc(64 * 1024, 5);
