@@ -93,8 +93,8 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
 
   set('STATS_PORT', DEFAULTS.statsPort);
   if (settings.statsAllowCIDRs) set('STATS_ALLOW', settings.statsAllowCIDRs.join(','));
+  // The proxy serves /metrics, /healthz and /readyz on every address by default, so probes and
+  // Prometheus reach it on the pod IP; /stats stays on STATS_PORT, open to STATS_ALLOW only.
   set('METRICS_PORT', settings.metrics.port);
-  // Probes and Prometheus reach the pod IP, not loopback.
-  set('METRICS_BIND', '0.0.0.0');
   return env;
 }
