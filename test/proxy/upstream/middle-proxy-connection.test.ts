@@ -364,10 +364,10 @@ describe('middle-end connection', () => {
       await open({
         target: { host: n.host, port: n.port },
         externalIp: n.externalIp,
-        pingIntervalMs: 40,
+        pingIntervalMs: 150,
         onClosed: (_c, e) => lost.push(e),
       });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await new Promise((resolve) => setTimeout(resolve, 600));
       expect(lost, 'a middle-end answering pings keeps the connection').to.deep.equal([]);
       n.freeze();
       await standin.waitFor(() => lost.length === 1);

@@ -32,6 +32,8 @@ interface Route {
   body: Buffer | string;
   /** Never answer (to hit the proxy's deadline). */
   hang?: boolean;
+  /** Cut the connection instead of answering. */
+  reset?: boolean;
 }
 
 class FakeTelegram {
@@ -47,6 +49,10 @@ class FakeTelegram {
       fake.hits.push(req.url ?? '');
       const route = fake.routes.get(req.url ?? '');
       if (route?.hang) return;
+      if (route?.reset) {
+        req.socket.destroy();
+        return;
+      }
       res.writeHead(route?.status ?? 404);
       res.end(route?.body ?? 'not found');
     });
@@ -132,7 +138,7 @@ describe('Telegram proxy secret and config', () => {
       configSource: fake.url('/getProxyConfig'),
       refreshIntervalMs: 3_600_000,
       now: () => T0,
-      limits: { timeoutMs: 500, maxBytes: 64 * 1024 },
+      limits: { timeoutMs: 5000, maxBytes: 64 * 1024 },
       ...options,
     });
     sources.push(s);
@@ -267,7 +273,7 @@ describe('Telegram proxy secret and config', () => {
       const s = source({ scheduler, listener: rec.listener });
       await s.start();
       fake.serve('/getProxyConfig', 'oops', 500);
-      fake.routes.set('/getProxySecret', { status: 200, body: '', hang: true });
+      fake.routes.set('/getProxySecret', { status: 200, body: '', reset: true });
       await fireRefresh(s);
       expect(outcomes(rec).slice(2)).to.deep.equal(['secret:failed', 'config:failed']);
       expect(rec.results.slice(2).map((r) => r.outcome !== 'ok' && r.kept)).to.deep.equal([
