@@ -50,6 +50,7 @@ export interface MiddlePoolOptions {
   readonly handshakeTimeoutMs?: number;
   /** RPC_PING keepalive; default 60 s, 0 = off. */
   readonly pingIntervalMs?: number;
+  /** Ask middle-ends for CRC32C frames (see MiddleConnectionOptions.crc32c); default false. */
   readonly crc32c?: boolean;
   /** First reconnect delay (default 500 ms), doubled per failure up to `backoffMaxMs` (default 30 s). */
   readonly backoffInitialMs?: number;

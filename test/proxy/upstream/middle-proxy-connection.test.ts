@@ -104,20 +104,36 @@ describe('middle-end connection', () => {
     return n;
   }
 
-  it('completes nonce and handshake and asks for CRC32C', async () => {
+  it('completes nonce and handshake, with CRC32 frames unless told otherwise', async () => {
     await startStandin();
     const c = await open();
+    expect(c.ready).to.equal(true);
+    expect(c.crc32c).to.equal(false);
+    expect(standin.handshakes[0]!.flags).to.equal(0);
+    const client = new RecordingClient();
+    c.bind(1n, client);
+    c.send(1n, header(1n), packet(1), false);
+    await standin.waitFor(() => client.answers.length === 1);
+  });
+
+  it('asks for CRC32C when told to, and then frames with it', async () => {
+    await startStandin();
+    const c = await open({ crc32c: true });
     expect(c.ready).to.equal(true);
     expect(c.crc32c).to.equal(true);
     expect(standin.handshakes).to.have.length(1);
     expect(standin.handshakes[0]!.flags).to.equal(HANDSHAKE_FLAG_CRC32C);
     expect(c.addresses?.kdfClient).to.deep.equal(c.addresses?.local);
+    const client = new RecordingClient();
+    c.bind(1n, client);
+    c.send(1n, header(1n), packet(1), false);
+    await standin.waitFor(() => client.answers.length === 1);
     expect(standin.errors).to.deep.equal([]);
   });
 
   it('keeps CRC32 when the middle-end does not grant CRC32C', async () => {
     await startStandin({ crc32c: false });
-    const c = await open();
+    const c = await open({ crc32c: true });
     expect(c.crc32c).to.equal(false);
     const client = new RecordingClient();
     c.bind(1n, client);
