@@ -1,0 +1,204 @@
+// Running the operator as one would in production: two replicas with a Lease, the ServiceAccount
+// and RBAC we ship, /metrics /healthz /readyz, and the CLI as a process.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { expect } from 'chai';
+import type { Operator } from '../../operator/src/operator.js';
+import type { ControlPlane } from '../cluster/control-plane.js';
+import { eventually } from '../cluster/eventually.js';
+import {
+  clusterWithCrd,
+  type DeploymentJson,
+  envOf,
+  rbacPath,
+  repoRoot,
+  TestBed,
+} from './support/harness.js';
+
+async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('operator: in operation', function () {
+  this.timeout(120_000);
+  let cluster: ControlPlane;
+  let bed: TestBed;
+
+  before(async function () {
+    this.timeout(240_000);
+    cluster = await clusterWithCrd(this);
+  });
+  beforeEach(async () => {
+    bed = await TestBed.create(cluster);
+  });
+  afterEach(async () => {
+    await bed?.dispose();
+  });
+
+  it('of two operators one leads; the other takes over when the leader stops', async () => {
+    const a = await bed.startOperator({ leaderElect: true, identity: 'operator-a' });
+    await eventually(async () => expect(a.isLeader).to.equal(true));
+    const b = await bed.startOperator({ leaderElect: true, identity: 'operator-b' });
+    await b.started();
+    expect(b.isLeader).to.equal(false);
+    expect(b.controller, 'a standby runs no controller').to.equal(undefined);
+
+    const lease = await bed.get<{ spec: { holderIdentity: string } }>('lease', 'mtkube-operator');
+    expect(lease.spec.holderIdentity).to.equal('operator-a');
+    expect((await httpGet(a.metricsPort, '/metrics')).body).to.match(
+      /leader_election_master_status\{name="mtkube-operator"\} 1/,
+    );
+    expect((await httpGet(b.metricsPort, '/metrics')).body).to.match(
+      /leader_election_master_status\{name="mtkube-operator"\} 0/,
+    );
+
+    await bed.applyProxy('tg', { workers: 1 });
+    await bed.waitForCondition('tg', 'Ready', 'True');
+
+    // A graceful stop releases the Lease: b leads within a retry period or two.
+    const stoppedAt = Date.now();
+    await bed.stopOperator(a);
+    await eventually(async () => expect(b.isLeader).to.equal(true), { timeoutMs: 10_000, intervalMs: 100 });
+    expect(Date.now() - stoppedAt).to.be.below(4_000);
+
+    await bed.applyProxy('tg', { workers: 3 });
+    await eventually(async () => {
+      expect(envOf(await bed.get<DeploymentJson>('deployment', 'tg')).WORKERS?.value).to.equal('3');
+    });
+    expect(
+      (await bed.get<{ spec: { holderIdentity: string } }>('lease', 'mtkube-operator')).spec.holderIdentity,
+    ).to.equal('operator-b');
+  });
+
+  it('a leader that dies without releasing is replaced once its Lease expires', async () => {
+    const a = await bed.startOperator({ leaderElect: true, identity: 'operator-a' });
+    await eventually(async () => expect(a.isLeader).to.equal(true));
+    const b = await bed.startOperator({ leaderElect: true, identity: 'operator-b' });
+    await b.started();
+    await a.crash();
+    bed.operators.splice(bed.operators.indexOf(a), 1);
+    const diedAt = Date.now();
+    expect(b.isLeader).to.equal(false);
+    await eventually(async () => expect(b.isLeader).to.equal(true), { timeoutMs: 15_000, intervalMs: 100 });
+    // Not before the 4 s lease duration of the test setup has passed.
+    expect(Date.now() - diedAt).to.be.at.least(3_000);
+    await bed.applyProxy('tg', {});
+    await bed.waitForCondition('tg', 'Ready', 'True');
+  });
+
+  it('works as the ServiceAccount with the RBAC we ship, not as admin', async () => {
+    await cluster.kubectl(['create', 'namespace', 'mtkube-system']);
+    await cluster.kubectlOk(['apply', '-f', rbacPath]);
+    const kubeconfigPath = await cluster.kubeconfigForServiceAccount('mtkube-system', 'mtkube-operator');
+    const op = await bed.startOperator({
+      kubeconfigPath,
+      leaderElect: true,
+      leaseNamespace: 'mtkube-system',
+      leaseName: `lease-${bed.ns}`,
+    });
+    // Fresh RBAC bindings take a moment to reach the authorizer; preflight retries until then.
+    await eventually(async () => {
+      const readyz = await httpGet(op.metricsPort, '/readyz');
+      expect(readyz.status, readyz.body).to.equal(200);
+    });
+    await bed.applyProxy('tg', {
+      publicAddress: { host: 'p.example.com' },
+      podDisruptionBudget: { enabled: true },
+      adTag: { secretKeyRef: { name: 'tag' } },
+    });
+    await bed.kubectlOk(['create', 'secret', 'generic', 'tag', `--from-literal=tag=${'ab'.repeat(16)}`]);
+    const mtp = await bed.waitForCondition('tg', 'Ready', 'True');
+    expect(mtp.status?.mode).to.equal('middle');
+    await bed.get('secret', 'tg-links');
+    await bed.get('poddisruptionbudget', 'tg');
+    const events = await bed.kubectlOk(['get', 'events', '-o', 'name']);
+    expect(events).to.include('event/tg.');
+    await cluster.kubectlOk([
+      'delete',
+      'lease',
+      `lease-${bed.ns}`,
+      '--namespace',
+      'mtkube-system',
+      '--wait=false',
+    ]);
+  });
+
+  it('without permissions it says which ones are missing and is not ready', async () => {
+    await bed.kubectlOk(['create', 'serviceaccount', 'nobody']);
+    const kubeconfigPath = await cluster.kubeconfigForServiceAccount(bed.ns, 'nobody');
+    const op = await bed.startOperator({ kubeconfigPath });
+    const readyz = await eventually(async () => {
+      const r = await httpGet(op.metricsPort, '/readyz');
+      expect(r.body).to.include('may not');
+      return r;
+    });
+    expect(readyz.status).to.equal(503);
+    expect(readyz.body).to.include(`list mtproxies.mtkube.dev in ${bed.ns}`);
+    expect(readyz.body).to.include(`patch deployments.apps in ${bed.ns}`);
+    expect(readyz.body).to.include('operator/deploy/rbac.yaml');
+    expect((await httpGet(op.metricsPort, '/healthz')).status).to.equal(200);
+  });
+
+  it('serves its metrics: reconciles by result, their duration, queue depth', async () => {
+    const op: Operator = await bed.startOperator();
+    await bed.applyProxy('tg', {});
+    await bed.waitForCondition('tg', 'Ready', 'True');
+    const { status, body } = await httpGet(op.metricsPort, '/metrics');
+    expect(status).to.equal(200);
+    expect(body).to.match(
+      /controller_runtime_reconcile_total\{controller="mtproxy",result="success"\} [1-9]/,
+    );
+    expect(body).to.match(/controller_runtime_reconcile_time_seconds_count\{controller="mtproxy"\} [1-9]/);
+    expect(body).to.match(/workqueue_depth\{name="mtproxy"\} \d/);
+    expect(body).to.match(/mtkube_operator_managed_proxies 1/);
+    expect((await httpGet(op.metricsPort, '/readyz')).body).to.match(/^ok/);
+  });
+
+  it('runs as the mtproxy-operator command with KUBECONFIG, and stops cleanly on SIGTERM', async () => {
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        `${repoRoot}operator/src/cli.ts`,
+        '--metrics-port',
+        '0',
+        '--metrics-bind',
+        '127.0.0.1',
+      ],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          KUBECONFIG: cluster.kubeconfigPath,
+          WATCH_NAMESPACES: bed.ns,
+          LEASE_NAMESPACE: bed.ns,
+          DEFAULT_PROXY_IMAGE: 'example.invalid/from-cli:1',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await bed.applyProxy('tg', {});
+      await eventually(async () => {
+        const dep = await bed.get<DeploymentJson>('deployment', 'tg');
+        expect(dep.spec.template.spec.containers[0]!.image).to.equal('example.invalid/from-cli:1');
+      });
+      expect(out).to.include('"message":"became the leader"');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).to.equal(0);
+    expect(out).to.include('"message":"operator stopped"');
+    const lease = await bed.get<{ spec: { holderIdentity?: string } }>('lease', 'mtkube-operator');
+    expect(lease.spec.holderIdentity ?? '', 'released on the way out').to.equal('');
+  });
+});
