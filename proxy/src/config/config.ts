@@ -79,6 +79,8 @@ export interface Config {
   readonly statsAllow: readonly string[];
   readonly metricsPort: number;
   readonly metricsBind: string | undefined;
+  readonly usersFile: string | undefined;
+  readonly userMetrics: boolean;
   readonly banner: boolean;
   readonly logLevel: LogLevel;
 }
@@ -418,6 +420,8 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     metricsPort: parseInteger('METRICS_PORT', get('METRICS_PORT') ?? '9102', 0, 65535),
     metricsBind:
       get('METRICS_BIND') === undefined ? undefined : parseIp('METRICS_BIND', get('METRICS_BIND')!),
+    usersFile: get('USERS_FILE')?.trim() || undefined,
+    userMetrics: parseSwitch('USER_METRICS', get('USER_METRICS') ?? 'on'),
     banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),
     logLevel: parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info'),
   };

@@ -20,6 +20,7 @@ export async function loadOrCreateSecrets(
   dataDir: string,
   count: number,
   random: (size: number) => Buffer = randomBytes,
+  create = true,
 ): Promise<StoredSecrets> {
   const path = join(dataDir, SECRET_FILE);
   let text: string | undefined;
@@ -37,6 +38,7 @@ export async function loadOrCreateSecrets(
   if (text !== undefined && text.trim() !== '') {
     return { secrets: parseSecretList(`secret file ${path}`, text.trim()), origin: 'loaded', path };
   }
+  if (!create) return { secrets: [], origin: 'loaded', path };
   const hex = Array.from({ length: count }, () => random(16).toString('hex'));
   try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });

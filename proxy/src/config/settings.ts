@@ -278,6 +278,20 @@ export const SETTINGS: readonly Setting[] = [
     help: 'Address /metrics listens on (default: every address, so an in-cluster Prometheus can scrape it).',
   },
   {
+    env: 'USERS_FILE',
+    flag: 'users-file',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: 'YAML or JSON file of named users with their own secrets and limits; reloaded when it changes and on SIGHUP.',
+  },
+  {
+    env: 'USER_METRICS',
+    flag: 'user-metrics',
+    kind: 'string',
+    placeholder: 'on|off',
+    help: 'Per-user series in /metrics and the users section of /stats, labelled by user name (default on).',
+  },
+  {
     env: 'BANNER',
     flag: 'banner',
     kind: 'string',

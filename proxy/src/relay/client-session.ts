@@ -38,6 +38,12 @@ import type {
 } from './events.js';
 import type { ClientLink, PeerAddress, SessionHooks, Upstream } from './upstream.js';
 
+/** The secrets a handshake may match, and the name of each (same order). */
+export interface UserTable {
+  readonly secrets: readonly Buffer[];
+  readonly names: readonly string[];
+}
+
 /**
  * Most bytes a connection may have us hold before we know what it is: a PROXY header, a complete
  * ClientHello, and one socket read past them. Every check decides well before (64 bytes for plain
@@ -61,7 +67,7 @@ export interface MaskRelay {
 
 export interface SessionDeps {
   /** Read at each handshake, so a reload applies to new connections only. */
-  readonly secrets: () => readonly Buffer[];
+  readonly users: () => UserTable;
   readonly modes: ReadonlySet<ClientMode>;
   /** Present when fake TLS is on (`tls` in modes). */
   readonly fakeTls: FakeTlsPolicy | undefined;
@@ -128,7 +134,7 @@ class ClientSession {
   /** Re-examine the bytes once this many have arrived. */
   #need = 1;
   #reading = false;
-  #tls: { reader: TlsRecordReader; secret: Buffer; secretIndex: number } | undefined;
+  #tls: { reader: TlsRecordReader; secret: Buffer; secretIndex: number; user: string } | undefined;
   #inner: Buffer[] = [];
   #innerBytes = 0;
   #established = false;
@@ -263,11 +269,13 @@ class ClientSession {
 
   #onPlainHeader(header: Buffer, rest: Buffer): void {
     const deps = this.#deps;
-    const parsed = parseClientHeader(header, deps.secrets());
+    const table = deps.users();
+    const parsed = parseClientHeader(header, table.secrets);
     if (parsed === undefined) {
       this.#fail('bad-secret');
       return;
     }
+    const user = table.names[parsed.secretIndex]!;
     if (!transportAllowed(parsed.transport, 'plain', deps.modes)) {
       this.#fail('transport-not-allowed');
       return;
@@ -276,7 +284,7 @@ class ClientSession {
       this.#failNow('unknown-dc');
       return;
     }
-    this.#checkReplay(parsed.replayKey, () => this.#accept(parsed, 'plain', identity, identity, rest));
+    this.#checkReplay(parsed.replayKey, () => this.#accept(parsed, user, 'plain', identity, identity, rest));
   }
 
   /** Asks the shared replay cache; the client is paused meanwhile. A replay fails like a bad client. */
@@ -295,7 +303,8 @@ class ClientSession {
   #onHello(hello: Buffer, rest: Buffer): void {
     const deps = this.#deps;
     const policy = deps.fakeTls!;
-    const secrets = deps.secrets();
+    const table = deps.users();
+    const secrets = table.secrets;
     const verdict = validateClientHello(hello, {
       secrets,
       domains: policy.unknownSni === 'accept' ? [] : policy.domains,
@@ -310,10 +319,11 @@ class ClientSession {
       return;
     }
     const secret = secrets[verdict.secretIndex]!;
-    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, rest));
+    const user = table.names[verdict.secretIndex]!;
+    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, user, rest));
   }
 
-  #answerHello(hello: AcceptedHello, secret: Buffer, rest: Buffer): void {
+  #answerHello(hello: AcceptedHello, secret: Buffer, user: string, rest: Buffer): void {
     this.#client.write(
       buildServerHello({
         clientRandom: hello.clientRandom,
@@ -327,7 +337,7 @@ class ClientSession {
     this.#stage = 'tls-inner';
     this.#chunks = [];
     this.#bytes = 0;
-    this.#tls = { reader: new TlsRecordReader(), secret, secretIndex: hello.secretIndex };
+    this.#tls = { reader: new TlsRecordReader(), secret, secretIndex: hello.secretIndex, user };
     if (rest.length > 0) this.#feedInner(rest);
     if (this.#stage === 'tls-inner') this.#read(true);
   }
@@ -368,6 +378,7 @@ class ClientSession {
     const reader = tls.reader;
     this.#accept(
       { ...parsed, secretIndex: tls.secretIndex },
+      tls.user,
       'tls',
       (chunk) => reader.push(chunk),
       (chunk) => wrapRecords(chunk),
@@ -379,6 +390,7 @@ class ClientSession {
 
   #accept(
     header: ClientHeader,
+    user: string,
     framing: Framing,
     unwrap: (chunk: Buffer) => Buffer,
     wrap: (chunk: Buffer) => Buffer,
@@ -388,7 +400,7 @@ class ClientSession {
     this.#stage = 'connecting';
     this.#chunks = [];
     const deps = this.#deps;
-    deps.observer.handshakeOk(header.secretIndex, header.transport, header.dc, framing);
+    deps.observer.handshakeOk(user, header.transport, header.dc, framing);
     const link: ClientLink = {
       socket: this.#client,
       header,
@@ -397,6 +409,7 @@ class ClientSession {
       wrap,
       rest,
       peer: this.#peer ?? this.#socketPeer(),
+      user,
     };
     const hooks: SessionHooks = {
       signal: this.#abort.signal,

@@ -45,23 +45,23 @@ async function connectDirect(deps: DirectDeps, link: ClientLink, session: Sessio
   const dcHeader = createDcHeader(session.random, header.transport, header.encrypt);
   const decrypt = header.decryptor;
   const encrypt = dcHeader.encryptor;
-  const secret = header.secretIndex;
+  const user = link.user;
   const { rest, unwrap, wrap } = link;
   upstream.write(
     rest.length > 0 ? Buffer.concat([dcHeader.wire, encrypt.update(decrypt.update(rest))]) : dcHeader.wire,
   );
-  if (rest.length > 0) observer.relayed(secret, rest.length, 0);
+  if (rest.length > 0) observer.relayed(user, rest.length, 0);
   pump(
     client,
     upstream,
     (chunk) => {
       const data = unwrap(chunk);
       if (data.length === 0) return undefined;
-      observer.relayed(secret, data.length, 0);
+      observer.relayed(user, data.length, 0);
       return encrypt.update(decrypt.update(data));
     },
     (chunk) => {
-      observer.relayed(secret, 0, chunk.length);
+      observer.relayed(user, 0, chunk.length);
       return wrap(chunk);
     },
     () => session.finish('client-error'),

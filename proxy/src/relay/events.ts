@@ -40,13 +40,27 @@ export type CloseReason =
   | 'shutdown'
   /** Failed the handshake and was relayed to the mask host until one side closed or a cap hit. */
   | 'masked'
-  /** Turned away before the handshake (see RefusalReason). */
-  | 'refused';
+  /** Turned away before the handshake (see RefusalReason), or by its user's limits. */
+  | 'refused'
+  /** Its user was removed, disabled or went over quota while it was connected. */
+  | 'user-revoked';
 
 export type Framing = 'plain' | 'tls';
 
+/** Why a user's own limits turned a connection away (users file, USERS_FILE). */
+export type UserRefusal =
+  | 'unknown-user'
+  | 'disabled'
+  | 'expired'
+  | 'max-connections'
+  | 'max-unique-ips'
+  | 'quota';
+
 export interface SessionObserver {
-  handshakeOk(secretIndex: number, transport: Transport, dc: number, framing: Framing): void;
+  /** `user` is the name of the secret that matched (secret1, secret2, ... or a users-file name). */
+  handshakeOk(user: string, transport: Transport, dc: number, framing: Framing): void;
+  /** An authenticated user turned away by its own limits. */
+  userRefused(user: string, reason: UserRefusal): void;
   handshakeFailed(reason: HandshakeFailure): void;
   refused(reason: RefusalReason): void;
   /** A failed connection was handed to the mask host. */
@@ -55,8 +69,8 @@ export interface SessionObserver {
   maskFailed(reason: MaskFailure): void;
   upstreamConnected(dc: number): void;
   upstreamFailed(dc: number): void;
-  /** Bytes counted as they pass, both directions, per secret. */
-  relayed(secretIndex: number, fromClient: number, toClient: number): void;
+  /** Bytes counted as they pass, both directions, per user. */
+  relayed(user: string, fromClient: number, toClient: number): void;
   closed(reason: CloseReason, established: boolean): void;
 }
 
@@ -64,6 +78,7 @@ export const NULL_OBSERVER: SessionObserver = {
   handshakeOk() {},
   handshakeFailed() {},
   refused() {},
+  userRefused() {},
   masked() {},
   maskFailed() {},
   upstreamConnected() {},

@@ -30,6 +30,8 @@ export interface ClientLink {
   /** Obfuscated2 bytes the client sent after its header (unwrapped, still encrypted). */
   readonly rest: Buffer;
   readonly peer: PeerAddress;
+  /** The user whose secret matched. */
+  readonly user: string;
 }
 
 /** What an upstream may do with the session it serves. */

@@ -10,9 +10,10 @@ import type {
 } from '../config/config.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
 import type { ReplayAnswer, ReplayRecord, ReplayRequest } from './shared-replay.js';
+import type { AdmitAnswer, AdmitRequest, ReleaseNotice, WireUser } from './shared-users.js';
 
 export interface WorkerSettings {
-  readonly secretsHex: readonly string[];
+  readonly users: readonly WireUser[];
   readonly port: number;
   readonly bind: string | undefined;
   readonly maxConnections: number;
@@ -38,22 +39,26 @@ export interface WorkerSettings {
 export type PrimaryMessage =
   | { readonly type: 'start'; readonly settings: WorkerSettings }
   | { readonly type: 'drain'; readonly timeoutMs: number }
-  | ReplayAnswer;
+  | { readonly type: 'users'; readonly users: readonly WireUser[]; readonly revoke: readonly string[] }
+  | ReplayAnswer
+  | AdmitAnswer;
 
 export type WorkerMessage =
   | { readonly type: 'listening' }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
   | { readonly type: 'counters'; readonly counters: CounterSnapshot }
   | ReplayRequest
-  | ReplayRecord;
+  | ReplayRecord
+  | AdmitRequest
+  | ReleaseNotice;
 
 export function workerSettings(
   config: Config,
-  secrets: readonly Buffer[],
+  users: readonly WireUser[],
   extra: { readonly mask: MaskSettings | undefined; readonly selfAddresses: readonly string[] },
 ): WorkerSettings {
   return {
-    secretsHex: secrets.map((s) => s.toString('hex')),
+    users,
     port: config.port,
     bind: config.bind,
     maxConnections: config.maxConnections,

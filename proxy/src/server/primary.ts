@@ -7,6 +7,15 @@ import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
 import { ReplayCache } from './replay-cache.js';
+import type { WireUser } from './shared-users.js';
+
+/** What the primary needs from the users service (users-service.ts). */
+export interface PrimaryUsers {
+  admit(user: string, ip: string): import('../relay/events.js').UserRefusal | undefined;
+  release(user: string, ip: string): void;
+  countBytes(workerId: number, perUser: CounterSnapshot['perUser']): void;
+  workerGone(workerId: number): void;
+}
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
@@ -26,9 +35,20 @@ export interface PrimaryHandle {
   readonly workerRestarts: () => number;
   /** Workers that are up and listening now. */
   readonly listeningWorkers: () => number;
+  /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
+  readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
 }
 
-export function runPrimary(config: Config, settings: WorkerSettings, log: Logger): PrimaryHandle {
+export function runPrimary(
+  config: Config,
+  initialSettings: WorkerSettings,
+  users: PrimaryUsers,
+  log: Logger,
+): PrimaryHandle {
+  let settings = initialSettings;
+  /** Admissions each worker holds, so that a worker's death gives its users' places back. */
+  const admitted = new Map<Worker, Map<string, number>>();
+  const admissionKey = (user: string, ip: string): string => `${user}\u0000${ip}`;
   let shuttingDown = false;
   let restartDelay = RESTART_MIN_MS;
   const startedAt = new Map<Worker, number>();
@@ -62,7 +82,29 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
             return;
           case 'counters':
             latest.set(worker, msg.counters);
+            users.countBytes(worker.id, msg.counters.perUser);
             return;
+          case 'admit': {
+            const refusal = users.admit(msg.user, msg.ip);
+            if (refusal === undefined) {
+              const held = admitted.get(worker) ?? new Map<string, number>();
+              admitted.set(worker, held);
+              const key = admissionKey(msg.user, msg.ip);
+              held.set(key, (held.get(key) ?? 0) + 1);
+            }
+            send(worker, { type: 'admit-answer', id: msg.id, refusal });
+            return;
+          }
+          case 'release': {
+            const held = admitted.get(worker);
+            const key = admissionKey(msg.user, msg.ip);
+            const n = held?.get(key) ?? 0;
+            if (n === 0) return;
+            if (n === 1) held!.delete(key);
+            else held!.set(key, n - 1);
+            users.release(msg.user, msg.ip);
+            return;
+          }
           case 'listening':
             listening.add(worker);
             resolve();
@@ -78,6 +120,12 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
 
   cluster.on('exit', (worker, code, signal) => {
     live.delete(worker);
+    for (const [key, n] of admitted.get(worker) ?? []) {
+      const [user, ip] = key.split('\u0000') as [string, string];
+      for (let i = 0; i < n; i++) users.release(user, ip);
+    }
+    admitted.delete(worker);
+    users.workerGone(worker.id);
     listening.delete(worker);
     const last = latest.get(worker);
     if (last) addSnapshot(retired, retire(last));
@@ -125,6 +173,10 @@ export function runPrimary(config: Config, settings: WorkerSettings, log: Logger
     totals: () => sumSnapshots([retired, ...latest.values()]),
     workerRestarts: () => restarts,
     listeningWorkers: () => listening.size,
+    broadcastUsers: (wire, revoke) => {
+      settings = { ...settings, users: wire };
+      for (const worker of live) send(worker, { type: 'users', users: wire, revoke });
+    },
   };
 }
 

@@ -13,11 +13,12 @@ import {
 } from '../telemetry/http-endpoints.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
-import { formatOfficialStats } from '../telemetry/official-stats.js';
+import { formatOfficialStats, type UserStatsRow } from '../telemetry/official-stats.js';
 import { VERSION_STRING } from '../version.js';
 import { workerSettings } from './ipc.js';
 import { checkMaskTarget, localAddresses } from './mask.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
+import { UsersService } from './users-service.js';
 
 /** Returns an exit code to exit with now, or undefined while the proxy keeps running. */
 export async function startProxy(
@@ -25,6 +26,7 @@ export async function startProxy(
   argv: readonly string[],
 ): Promise<number | undefined> {
   let config: Config;
+  let primary: PrimaryHandle | undefined;
   try {
     const raw = readRawSettings(env, argv);
     if (raw.has('HELP')) {
@@ -41,8 +43,16 @@ export async function startProxy(
   }
   const log = createLogger(config.logLevel, { component: 'primary' });
   let secrets: readonly Buffer[];
+  let users: UsersService;
   try {
     secrets = await settleSecrets(config, log);
+    users = await UsersService.start({
+      envSecrets: secrets,
+      usersFile: config.usersFile,
+      dataDir: config.dataDir,
+      log,
+      onChange: (wire, revoke) => primary?.broadcastUsers(wire, revoke),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`mtproxy: configuration error: ${err.message}\n`);
@@ -56,7 +66,7 @@ export async function startProxy(
     log.info('addresses detected', { internalIp, externalIp, detectedExternal: externalIp !== internalIp });
   }
   if (config.banner) {
-    process.stdout.write(formatBanner({ config, secrets, externalIp }));
+    process.stdout.write(formatBanner({ config, users: users.users(), externalIp }));
   }
 
   const selfAddresses = [...new Set([internalIp, externalIp].filter((a): a is string => a !== undefined))];
@@ -70,18 +80,25 @@ export async function startProxy(
     maxConnectionsPerIp: config.maxConnectionsPerIp || 'no limit',
   });
 
-  const primary = runPrimary(config, workerSettings(config, secrets, { mask, selfAddresses }), log);
+  primary = runPrimary(config, workerSettings(config, users.wire(), { mask, selfAddresses }), users, log);
+  const running = primary;
+  users.watch();
+  process.on('SIGHUP', () => void users.reload('SIGHUP'));
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      void primary.shutdown(signal).then(() => process.exit(0));
+      void running
+        .shutdown(signal)
+        .then(() => users.stop())
+        .then(() => process.exit(0));
     });
   }
   try {
-    await primary.ready;
-    await startTelemetry(config, secrets, primary, log);
+    await running.ready;
+    await startTelemetry(config, users, running, log);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
-    await primary.shutdown('start-failed');
+    await running.shutdown('start-failed');
+    await users.stop();
     return 1;
   }
   return undefined;
@@ -89,7 +106,7 @@ export async function startProxy(
 
 async function startTelemetry(
   config: Config,
-  secrets: readonly Buffer[],
+  users: UsersService,
   primary: PrimaryHandle,
   log: Logger,
 ): Promise<void> {
@@ -120,6 +137,7 @@ async function startTelemetry(
           version: VERSION_STRING,
           proxyConfig: undefined,
           proxySecretMd5: undefined,
+          users: config.userMetrics ? userFigures(users, primary) : undefined,
           httpQueries,
           generateSeconds: (performance.now() - began) / 1000,
         });
@@ -133,7 +151,7 @@ async function startTelemetry(
       totals: primary.totals(),
       workers: primary.listeningWorkers(),
       workerRestarts: primary.workerRestarts(),
-      secretNames: secrets.map((_, i) => `secret${i + 1}`),
+      perUserMetrics: config.userMetrics,
       mode,
       version: VERSION_STRING,
       configRefreshes: {},
@@ -153,6 +171,23 @@ async function startTelemetry(
     });
   }
   log.info('telemetry listening', { statsPort: config.statsPort, metricsPort: config.metricsPort });
+}
+
+function userFigures(users: UsersService, primary: PrimaryHandle): UserStatsRow[] {
+  const totals = primary.totals().perUser;
+  return users.users().map((u) => {
+    const row = totals[u.name];
+    return {
+      name: u.name,
+      connections: row?.connections ?? 0,
+      current: row?.current ?? 0,
+      fromClient: row?.fromClient ?? 0,
+      toClient: row?.toClient ?? 0,
+      uniqueIps: users.figures(u.name)?.uniqueIps ?? 0,
+      quotaUsed: users.figures(u.name)?.bytesUsed ?? 0,
+      refused: Object.values(row?.refused ?? {}).reduce((a, b) => a + (b ?? 0), 0),
+    };
+  });
 }
 
 /**
@@ -187,7 +222,10 @@ async function settleMask(
 
 async function settleSecrets(config: Config, log: Logger): Promise<readonly Buffer[]> {
   if (config.secrets !== undefined) return config.secrets.map((s) => s.bytes);
-  const stored = await loadOrCreateSecrets(config.dataDir, config.secretCount);
+  // With a users file, secrets saved by an earlier start still count, but none are generated.
+  const create = config.usersFile === undefined;
+  const stored = await loadOrCreateSecrets(config.dataDir, config.secretCount, undefined, create);
+  if (stored.secrets.length === 0) return [];
   log.info(stored.origin === 'generated' ? 'secrets generated and saved' : 'secrets loaded', {
     path: stored.path,
     count: stored.secrets.length,

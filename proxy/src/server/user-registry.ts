@@ -2,13 +2,9 @@
 // authenticated client through, so connection and unique-IP counts are per pod, not per worker.
 import type { User } from '../config/users-file.js';
 
-export type UserRefusal =
-  | 'unknown-user'
-  | 'disabled'
-  | 'expired'
-  | 'max-connections'
-  | 'max-unique-ips'
-  | 'quota';
+import type { UserRefusal } from '../relay/events.js';
+
+export type { UserRefusal };
 
 interface UserState {
   user: User;

@@ -5,6 +5,7 @@ import type { ClientMode } from '../config/config.js';
 import { DEFAULT_CLOCK_WINDOW } from '../protocol/fake-tls.js';
 import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../relay/client-session.js';
 import { directUpstream } from '../relay/direct-upstream.js';
+import { UserGate } from '../relay/user-gate.js';
 import { WorkerCounters } from '../telemetry/counters.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { resolveDc } from '../upstream/dc-table.js';
@@ -13,6 +14,7 @@ import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
 import { ClientListener } from './listener.js';
 import { localAddresses, Masker, type SelfEndpoints } from './mask.js';
 import { SharedReplayGuard } from './shared-replay.js';
+import { SharedUsers, type WireUser } from './shared-users.js';
 
 const COUNTERS_INTERVAL_MS = 1000;
 /** Interface addresses are looked up again at most this often (for the mask loop check). */
@@ -26,6 +28,8 @@ function send(message: WorkerMessage, then?: () => void): void {
 interface RunningWorker {
   readonly listener: ClientListener;
   readonly replay: SharedReplayGuard;
+  readonly users: SharedUsers;
+  readonly gate: UserGate;
 }
 
 function fakeTlsPolicy(settings: WorkerSettings): FakeTlsPolicy | undefined {
@@ -74,17 +78,19 @@ function createMasker(settings: WorkerSettings, log: Logger): Masker | undefined
 async function start(settings: WorkerSettings): Promise<RunningWorker> {
   const log = createLogger(settings.logLevel, { component: `worker-${process.pid}` });
   const counters = new WorkerCounters();
-  const secrets = settings.secretsHex.map((h) => Buffer.from(h, 'hex'));
+  const users = new SharedUsers(settings.users, send);
+  const gate = new UserGate(users, counters);
   const replay = new SharedReplayGuard(send);
   const dcOptions = { overrides: new Map(settings.dcOverrides), preferIpv6: settings.preferIpv6 };
   const perIp = new ConnectionsPerIp(settings.maxConnectionsPerIp);
   const modes = new Set<ClientMode>(settings.modes);
-  const upstream = directUpstream({
+  const direct = directUpstream({
     resolveDc: (dc) => resolveDc(dc, dcOptions),
     connectTimeoutMs: settings.connectTimeoutMs,
   });
+  const upstream = gate.wrap(direct);
   const sessionDeps: SessionDeps = {
-    secrets: () => secrets,
+    users: () => users.table(),
     modes,
     fakeTls: fakeTlsPolicy(settings),
     proxyProtocol: settings.proxyProtocol,
@@ -122,12 +128,14 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
   await listener.listen();
   report();
   log.debug('worker listening', { port: settings.port });
-  return { listener, replay };
+  return { listener, replay, users, gate };
 }
 
 export function runWorker(): void {
   let running: RunningWorker | undefined;
   let starting = false;
+  /** A user table that arrived while the worker was still starting. */
+  let pendingUsers: readonly WireUser[] | undefined;
   process.on('message', (msg: PrimaryMessage) => {
     switch (msg.type) {
       case 'start':
@@ -136,6 +144,7 @@ export function runWorker(): void {
         start(msg.settings).then(
           (r) => {
             running = r;
+            if (pendingUsers !== undefined) r.users.replace(pendingUsers);
             send({ type: 'listening' });
           },
           (err: NodeJS.ErrnoException) => {
@@ -147,6 +156,18 @@ export function runWorker(): void {
         return;
       case 'replay-answer':
         running?.replay.answer(msg);
+        return;
+      case 'admit-answer':
+        running?.users.answer(msg);
+        return;
+      case 'users':
+        // New connections use the new table at once; connections of revoked users are closed.
+        if (running === undefined) {
+          pendingUsers = msg.users;
+          return;
+        }
+        running.users.replace(msg.users);
+        running.gate.revoke(msg.revoke);
         return;
       case 'drain':
         void (running?.listener.drain(msg.timeoutMs) ?? Promise.resolve()).then(() => process.exit(0));

@@ -1,6 +1,6 @@
 // Adding up counter snapshots: every worker's, plus what workers that have since exited counted,
 // so that totals never go backwards when a worker is restarted.
-import { type CounterSnapshot, emptySnapshot } from './counters.js';
+import { type CounterSnapshot, emptySnapshot, emptyUserCounters } from './counters.js';
 
 type Numeric = Record<string, number>;
 
@@ -28,13 +28,15 @@ export function addSnapshot(into: CounterSnapshot, from: CounterSnapshot): void 
   addRecord(into.upstreamConnects, from.upstreamConnects);
   addRecord(into.upstreamFailures, from.upstreamFailures);
   addRecord(into.middle as unknown as Numeric, from.middle as unknown as Numeric);
-  from.perSecret.forEach((row, i) => {
-    const target = into.perSecret[i] ?? [0, 0, 0];
-    into.perSecret[i] = target;
-    target[0] += row[0];
-    target[1] += row[1];
-    target[2] += row[2];
-  });
+  for (const [name, row] of Object.entries(from.perUser)) {
+    const target = into.perUser[name] ?? emptyUserCounters();
+    into.perUser[name] = target;
+    target.connections += row.connections;
+    target.current += row.current;
+    target.fromClient += row.fromClient;
+    target.toClient += row.toClient;
+    addRecord(target.refused as Numeric, row.refused as Numeric);
+  }
 }
 
 export function sumSnapshots(snapshots: Iterable<CounterSnapshot>): CounterSnapshot {
@@ -49,6 +51,7 @@ export function retire(snapshot: CounterSnapshot): CounterSnapshot {
   copy.connectionsCurrent = 0;
   copy.upstreamCurrent = 0;
   copy.rssBytes = 0;
+  for (const row of Object.values(copy.perUser)) row.current = 0;
   copy.middle.extConnections = 0;
   copy.middle.readyConnections = 0;
   copy.middle.declaredTargets = 0;

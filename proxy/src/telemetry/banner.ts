@@ -4,9 +4,15 @@
 import type { Config } from '../config/config.js';
 import { type ClientSecret, formatSecretParam, proxyLinks } from '../config/links.js';
 
+export interface BannerUser {
+  readonly name: string;
+  readonly secret: Buffer;
+}
+
 export interface BannerInput {
   readonly config: Config;
-  readonly secrets: readonly Buffer[];
+  /** secret1, secret2, ... from SECRET or DATA_DIR, then the users file's users. */
+  readonly users: readonly BannerUser[];
   readonly externalIp: string | undefined;
 }
 
@@ -24,19 +30,25 @@ function clientForms(config: Config, key: Buffer): { label: string; secret: Clie
   return forms;
 }
 
-export function formatBanner({ config, secrets, externalIp }: BannerInput): string {
+export function formatBanner({ config, users, externalIp }: BannerInput): string {
   const host = config.publicHost ?? externalIp ?? 'YOUR_SERVER_IP';
   const port = config.publicPort;
   const lines = ['[*] Final configuration:'];
-  secrets.forEach((key, i) => {
-    const n = i + 1;
-    lines.push(`[*]   Secret ${n}: ${key.toString('hex')}`);
+  for (const { name, secret: key } of users) {
+    // Secrets of the official env contract keep the official wording; named users say their name.
+    const generated = /^secret(\d+)$/.exec(name);
+    const who = generated ? `secret ${generated[1]}` : `user ${name}`;
+    lines.push(
+      generated
+        ? `[*]   Secret ${generated[1]}: ${key.toString('hex')}`
+        : `[*]   User ${name}: ${key.toString('hex')}`,
+    );
     for (const form of clientForms(config, key)) {
       const links = proxyLinks(host, port, formatSecretParam(form.secret));
-      lines.push(`[*]   tg:// link for secret ${n}, ${form.label}: ${links.tg}`);
-      lines.push(`[*]   t.me link for secret ${n}, ${form.label}: ${links.tme}`);
+      lines.push(`[*]   tg:// link for ${who}, ${form.label}: ${links.tg}`);
+      lines.push(`[*]   t.me link for ${who}, ${form.label}: ${links.tme}`);
     }
-  });
+  }
   lines.push(`[*]   Tag: ${config.tag ? config.tag.toString('hex') : 'no tag'}`);
   lines.push(`[*]   External IP: ${externalIp ?? 'unknown (set EXTERNAL_IP)'}`);
   lines.push(

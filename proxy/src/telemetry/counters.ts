@@ -9,6 +9,7 @@ import type {
   MaskFailure,
   RefusalReason,
   SessionObserver,
+  UserRefusal,
 } from '../relay/events.js';
 
 /** Middle-proxy mode figures (zero in direct mode); the names follow the official /stats keys. */
@@ -53,8 +54,20 @@ export interface CounterSnapshot {
   /** The worker process itself, filled in when the snapshot is sent. */
   rssBytes: number;
   cpuSeconds: number;
-  /** Per secret index: [connections, bytes from client, bytes to client]. */
-  perSecret: [number, number, number][];
+  /** Per user (secret name): totals since start, and connections open now. */
+  perUser: Record<string, UserCounters>;
+}
+
+export interface UserCounters {
+  connections: number;
+  current: number;
+  fromClient: number;
+  toClient: number;
+  refused: Partial<Record<UserRefusal, number>>;
+}
+
+export function emptyUserCounters(): UserCounters {
+  return { connections: 0, current: 0, fromClient: 0, toClient: 0, refused: {} };
 }
 
 export function emptySnapshot(): CounterSnapshot {
@@ -90,7 +103,7 @@ export function emptySnapshot(): CounterSnapshot {
     },
     rssBytes: 0,
     cpuSeconds: 0,
-    perSecret: [],
+    perUser: {},
   };
 }
 
@@ -119,19 +132,29 @@ export class WorkerCounters implements SessionObserver {
     this.data.maskFailures[reason] = (this.data.maskFailures[reason] ?? 0) + 1;
   }
 
-  #secret(i: number): [number, number, number] {
-    let row = this.data.perSecret[i];
+  #user(name: string): UserCounters {
+    let row = this.data.perUser[name];
     if (row === undefined) {
-      for (let k = this.data.perSecret.length; k <= i; k++) this.data.perSecret[k] = [0, 0, 0];
-      row = this.data.perSecret[i]!;
+      row = emptyUserCounters();
+      this.data.perUser[name] = row;
     }
     return row;
   }
 
-  handshakeOk(secretIndex: number, transport: Transport, _dc: number, framing: Framing): void {
+  handshakeOk(user: string, transport: Transport, _dc: number, framing: Framing): void {
     this.data.handshakesOk[transport]++;
     if (framing === 'tls') this.data.tlsHandshakesOk++;
-    this.#secret(secretIndex)[0]++;
+    this.#user(user).connections++;
+  }
+
+  userRefused(user: string, reason: UserRefusal): void {
+    const row = this.#user(user);
+    row.refused[reason] = (row.refused[reason] ?? 0) + 1;
+  }
+
+  /** An admitted connection of `user` opened (+1) or ended (-1). */
+  userCurrent(user: string, delta: 1 | -1): void {
+    this.#user(user).current += delta;
   }
 
   handshakeFailed(reason: HandshakeFailure): void {
@@ -148,12 +171,12 @@ export class WorkerCounters implements SessionObserver {
     this.data.upstreamFailures[dc] = (this.data.upstreamFailures[dc] ?? 0) + 1;
   }
 
-  relayed(secretIndex: number, fromClient: number, toClient: number): void {
+  relayed(user: string, fromClient: number, toClient: number): void {
     this.data.bytesFromClient += fromClient;
     this.data.bytesToClient += toClient;
-    const row = this.#secret(secretIndex);
-    row[1] += fromClient;
-    row[2] += toClient;
+    const row = this.#user(user);
+    row.fromClient += fromClient;
+    row.toClient += toClient;
   }
 
   closed(reason: CloseReason, established: boolean): void {

@@ -2,13 +2,14 @@
 // Conventions: `mtproxy_` prefix, `_total` counters, base units; labels never carry client
 // addresses or secrets (a secret is named secret1, secret2, ...).
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { CounterSnapshot } from './counters.js';
+import type { CounterSnapshot, UserCounters } from './counters.js';
 
 export interface MetricsModel {
   readonly totals: CounterSnapshot;
   readonly workers: number;
   readonly workerRestarts: number;
-  readonly secretNames: readonly string[];
+  /** Per-user series on (USER_METRICS). */
+  readonly perUserMetrics: boolean;
   readonly mode: 'direct' | 'middle';
   readonly version: string;
   /** Middle mode: config refreshes by result and the age of the config in force. */
@@ -209,24 +210,39 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     const age = m().configAgeSeconds;
     return age === undefined ? [] : [[{}, age]];
   });
-  const secretName = (i: number): string => m().secretNames[i] ?? `secret${i + 1}`;
+  // Per-user series carry the user's name (secret1, ... or a users-file name), never a secret;
+  // USER_METRICS=off leaves them out for operators who must not record who uses the proxy.
+  const users = (): [string, UserCounters][] => (m().perUserMetrics ? Object.entries(t().perUser) : []);
   totalCounter(
     registry,
-    'mtproxy_secret_connections_total',
-    'Authenticated client connections, by secret name.',
-    ['secret'],
-    () => t().perSecret.map((row, i) => [{ secret: secretName(i) }, row[0]]),
+    'mtproxy_user_connections_total',
+    'Authenticated client connections, by user.',
+    ['user'],
+    () => users().map(([user, row]) => [{ user }, row.connections]),
+  );
+  gauge(registry, 'mtproxy_user_connections', 'Client connections open now, by user.', ['user'], () =>
+    users().map(([user, row]) => [{ user }, row.current]),
   );
   totalCounter(
     registry,
-    'mtproxy_secret_relayed_bytes_total',
-    'Bytes relayed, by secret name and direction.',
-    ['secret', 'direction'],
+    'mtproxy_user_relayed_bytes_total',
+    'Bytes relayed, by user and direction.',
+    ['user', 'direction'],
     () =>
-      t().perSecret.flatMap((row, i): [Labels, number][] => [
-        [{ secret: secretName(i), direction: 'from_client' }, row[1]],
-        [{ secret: secretName(i), direction: 'to_client' }, row[2]],
+      users().flatMap(([user, row]): [Labels, number][] => [
+        [{ user, direction: 'from_client' }, row.fromClient],
+        [{ user, direction: 'to_client' }, row.toClient],
       ]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_user_refused_total',
+    "Authenticated connections turned away by their user's limits, by user and reason.",
+    ['user', 'reason'],
+    () =>
+      users().flatMap(([user, row]) =>
+        Object.entries(row.refused).map(([reason, v]): [Labels, number] => [{ user, reason }, v ?? 0]),
+      ),
   );
   gauge(
     registry,

@@ -22,6 +22,18 @@ export interface ProxyConfigInfo {
   readonly clusters: number;
 }
 
+/** One user's line in the `users` section (our addition, in the official section style). */
+export interface UserStatsRow {
+  readonly name: string;
+  readonly connections: number;
+  readonly current: number;
+  readonly fromClient: number;
+  readonly toClient: number;
+  readonly uniqueIps: number;
+  readonly quotaUsed: number;
+  readonly refused: number;
+}
+
 export interface StatsModel {
   readonly pid: number;
   /** Unix seconds. */
@@ -38,6 +50,8 @@ export interface StatsModel {
   readonly proxySecretMd5: string | undefined;
   readonly httpQueries: number;
   readonly generateSeconds: number;
+  /** Per-user figures, or undefined to leave the section out (USER_METRICS=off). */
+  readonly users?: readonly UserStatsRow[] | undefined;
 }
 
 type Line = readonly [string, string | number];
@@ -202,6 +216,20 @@ export function formatOfficialStats(m: StatsModel): string {
       ['total_rpc_targets', t.middle.declaredTargets],
       ['total_connections_in_rpc_targets', t.middle.readyConnections],
     ]),
+    ...(m.users === undefined
+      ? []
+      : section(
+          'users',
+          m.users.flatMap((u): Line[] => [
+            [`user_connections:${u.name}`, u.current],
+            [`user_connections_total:${u.name}`, u.connections],
+            [`user_octets_from_client:${u.name}`, u.fromClient],
+            [`user_octets_to_client:${u.name}`, u.toClient],
+            [`user_unique_ips:${u.name}`, u.uniqueIps],
+            [`user_quota_used_bytes:${u.name}`, u.quotaUsed],
+            [`user_refused_total:${u.name}`, u.refused],
+          ]),
+        )),
     ['stats_generate_time', m.generateSeconds.toFixed(6)],
     ['vmsize_bytes', m.memory.vmsize],
     ['vmrss_bytes', m.memory.vmrss],

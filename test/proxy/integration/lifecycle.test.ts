@@ -139,7 +139,10 @@ describe('backpressure', function () {
       }
       await new Promise((r) => setTimeout(r, 500));
       expect(client.rawSocket.writableLength, 'bytes stuck on the client side').to.be.above(8 * 1024 * 1024);
-      expect(rss() - before, 'worker memory growth').to.be.below(48 * 1024 * 1024);
+      // Had the proxy buffered instead of pausing, the loop would have offered all 256 MiB and the
+      // worker would hold most of it; what it may hold is the sockets' buffers plus garbage from
+      // the cipher output that the collector has not reclaimed yet.
+      expect(rss() - before, 'worker memory growth').to.be.below(96 * 1024 * 1024);
       expect(queued).to.be.above(32 * 1024 * 1024);
     } finally {
       client.close();

@@ -74,8 +74,8 @@ describe('telemetry: /stats, /metrics, probes and logs under real traffic throug
       dc.stats.bytesIn - HEADER * dc.stats.connections,
     );
     expect(sample(text, 'mtproxy_relayed_bytes_total{direction="to_client"}')).to.equal(dc.stats.bytesOut);
-    expect(sample(text, 'mtproxy_secret_connections_total{secret="secret1"}')).to.equal(CLIENTS / 2);
-    expect(sample(text, 'mtproxy_secret_connections_total{secret="secret2"}')).to.equal(CLIENTS / 2);
+    expect(sample(text, 'mtproxy_user_connections_total{user="secret1"}')).to.equal(CLIENTS / 2);
+    expect(sample(text, 'mtproxy_user_connections_total{user="secret2"}')).to.equal(CLIENTS / 2);
     expect(sample(text, 'mtproxy_workers')).to.equal(2);
     expect(sample(text, 'mtproxy_worker_restarts_total')).to.equal(0);
     expect(sample(text, 'mtproxy_workers_resident_memory_bytes')).to.be.above(10_000_000);
@@ -235,7 +235,7 @@ describe('telemetry: /stats, /metrics, probes and logs under real traffic throug
         };
         const opened = await eventually(() => query('mtproxy_connections_opened_total'), 30_000, 500);
         expect(opened).to.equal(CLIENTS);
-        expect(await query('sum(mtproxy_secret_connections_total)')).to.equal(CLIENTS);
+        expect(await query('sum(mtproxy_user_connections_total)')).to.equal(CLIENTS);
         expect(await query('up{job="mtproxy"}')).to.equal(1);
       } finally {
         prom.kill('SIGTERM');
