@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtocolError } from '../protocol/errors.js';
+import { PROXY_CONFIG_URL, PROXY_SECRET_URL } from '../protocol/middle-proxy/builtin-config.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
@@ -45,6 +46,11 @@ export interface Config {
   readonly secrets: readonly ProxySecret[] | undefined;
   readonly secretCount: number;
   readonly tag: Buffer | undefined;
+  /** auto: middle when a tag is set. */
+  readonly mode: 'auto' | 'direct' | 'middle';
+  readonly proxySecretUrl: string;
+  readonly proxyConfigUrl: string;
+  readonly configRefreshMs: number;
   readonly workers: number;
   readonly maxConnections: number;
   readonly port: number;
@@ -233,6 +239,12 @@ export function parseDcOverrides(variable: string, value: string): Map<number, H
   return table;
 }
 
+function parseMode(value: string): Config['mode'] {
+  const v = value.trim().toLowerCase();
+  if (v === 'auto' || v === 'direct' || v === 'middle') return v;
+  throw new ConfigError('MODE', `"${value}" is not a mode`, 'Use auto, direct or middle');
+}
+
 export function parseCidrs(variable: string, value: string): string[] {
   return value
     .split(',')
@@ -368,6 +380,15 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     secrets: secretValue === undefined ? undefined : parseSecretList('SECRET', secretValue),
     secretCount: parseInteger('SECRET_COUNT', get('SECRET_COUNT') ?? '1', 1, MAX_SECRETS),
     tag: get('TAG') === undefined ? undefined : parseHex16('TAG', get('TAG')!),
+    mode: parseMode(get('MODE') ?? 'auto'),
+    proxySecretUrl: get('PROXY_SECRET_URL') ?? PROXY_SECRET_URL,
+    proxyConfigUrl: get('PROXY_CONFIG_URL') ?? PROXY_CONFIG_URL,
+    configRefreshMs: parseSeconds(
+      'CONFIG_REFRESH_INTERVAL',
+      get('CONFIG_REFRESH_INTERVAL') ?? '3600',
+      0,
+      7 * 86400,
+    ),
     workers: parseInteger('WORKERS', get('WORKERS') ?? '2', 1, 256),
     maxConnections: parseInteger('MAX_CONNECTIONS', get('MAX_CONNECTIONS') ?? '60000', 1, 1_000_000),
     port,

@@ -9,11 +9,22 @@ import type {
   UnknownSniAction,
 } from '../config/config.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
+import type { WireProxyConfig } from '../upstream/telegram-config.js';
 import type { ReplayAnswer, ReplayRecord, ReplayRequest } from './shared-replay.js';
 import type { AdmitAnswer, AdmitRequest, ReleaseNotice, WireUser } from './shared-users.js';
 
+/** Middle mode: what every worker's pool needs; the primary fetches it once and pushes changes. */
+export interface MiddleSettings {
+  readonly secretHex: string;
+  readonly config: WireProxyConfig;
+  readonly externalIp: string | undefined;
+  readonly tagHex: string | undefined;
+}
+
 export interface WorkerSettings {
   readonly users: readonly WireUser[];
+  /** Undefined in direct mode. */
+  readonly middle: MiddleSettings | undefined;
   readonly port: number;
   readonly bind: string | undefined;
   readonly maxConnections: number;
@@ -40,6 +51,7 @@ export type PrimaryMessage =
   | { readonly type: 'start'; readonly settings: WorkerSettings }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'users'; readonly users: readonly WireUser[]; readonly revoke: readonly string[] }
+  | { readonly type: 'middle-config'; readonly secretHex: string; readonly config: WireProxyConfig }
   | ReplayAnswer
   | AdmitAnswer;
 
@@ -55,10 +67,15 @@ export type WorkerMessage =
 export function workerSettings(
   config: Config,
   users: readonly WireUser[],
-  extra: { readonly mask: MaskSettings | undefined; readonly selfAddresses: readonly string[] },
+  extra: {
+    readonly mask: MaskSettings | undefined;
+    readonly selfAddresses: readonly string[];
+    readonly middle: MiddleSettings | undefined;
+  },
 ): WorkerSettings {
   return {
     users,
+    middle: extra.middle,
     port: config.port,
     bind: config.bind,
     maxConnections: config.maxConnections,

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
 import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { WireProxyConfig } from '../upstream/telegram-config.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
 import { ReplayCache } from './replay-cache.js';
 import type { WireUser } from './shared-users.js';
@@ -35,6 +36,8 @@ export interface PrimaryHandle {
   readonly workerRestarts: () => number;
   /** Workers that are up and listening now. */
   readonly listeningWorkers: () => number;
+  /** Sends a new Telegram proxy secret and config to every worker (and to workers started later). */
+  readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
   /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
   readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
 }
@@ -173,6 +176,11 @@ export function runPrimary(
     totals: () => sumSnapshots([retired, ...latest.values()]),
     workerRestarts: () => restarts,
     listeningWorkers: () => listening.size,
+    broadcastMiddle: (secretHex, wireConfig) => {
+      if (settings.middle === undefined) return;
+      settings = { ...settings, middle: { ...settings.middle, secretHex, config: wireConfig } };
+      for (const worker of live) send(worker, { type: 'middle-config', secretHex, config: wireConfig });
+    },
     broadcastUsers: (wire, revoke) => {
       settings = { ...settings, users: wire };
       for (const worker of live) send(worker, { type: 'users', users: wire, revoke });

@@ -38,6 +38,7 @@ const ANSWER_TIMEOUT_MS = 2000;
 export class SharedUsers implements UserDirectory {
   #table: UserTable = { secrets: [], names: [] };
   #limited = new Set<string>();
+  #adTags = new Map<string, Buffer>();
   readonly #pending = new Map<number, (refusal: UserRefusal | undefined) => void>();
   readonly #send: (msg: AdmitRequest | ReleaseNotice) => void;
   #nextId = 1;
@@ -53,10 +54,18 @@ export class SharedUsers implements UserDirectory {
       names: users.map((u) => u.name),
     };
     this.#limited = new Set(users.filter((u) => u.limited).map((u) => u.name));
+    this.#adTags = new Map(
+      users.filter((u) => u.adTagHex !== undefined).map((u) => [u.name, Buffer.from(u.adTagHex!, 'hex')]),
+    );
   }
 
   table(): UserTable {
     return this.#table;
+  }
+
+  /** The user's own advertising tag (users file), if any. */
+  adTag(user: string): Buffer | undefined {
+    return this.#adTags.get(user);
   }
 
   limited(user: string): boolean {

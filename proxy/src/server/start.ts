@@ -1,7 +1,7 @@
 // Start-up of the primary: settings -> secrets and addresses -> banner -> workers -> signals.
 import { type Config, type MaskSettings, parseConfig, readRawSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
-import { detectExternalIp, detectInternalIp } from '../config/ip-detect.js';
+import { detectExternalIp, detectInternalIp, isPrivateAddress } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
 import { formatBanner } from '../telemetry/banner.js';
@@ -14,9 +14,11 @@ import {
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
 import { formatOfficialStats, type UserStatsRow } from '../telemetry/official-stats.js';
+import { MiddleModeUnavailableError } from '../upstream/telegram-config.js';
 import { VERSION_STRING } from '../version.js';
 import { workerSettings } from './ipc.js';
 import { checkMaskTarget, localAddresses } from './mask.js';
+import { MiddleConfig } from './middle-config.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
 import { UsersService } from './users-service.js';
 
@@ -80,7 +82,48 @@ export async function startProxy(
     maxConnectionsPerIp: config.maxConnectionsPerIp || 'no limit',
   });
 
-  primary = runPrimary(config, workerSettings(config, users.wire(), { mask, selfAddresses }), users, log);
+  let middle: MiddleConfig | undefined;
+  if (config.mode === 'middle' || (config.mode === 'auto' && config.tag !== undefined)) {
+    try {
+      middle = await MiddleConfig.start(config, log, (secretHex, wire) =>
+        primary?.broadcastMiddle(secretHex, wire),
+      );
+    } catch (err) {
+      if (!(err instanceof MiddleModeUnavailableError)) throw err;
+      if (config.mode === 'middle') {
+        process.stderr.write(`mtproxy: MODE=middle: ${err.message}\n`);
+        await users.stop();
+        return 2;
+      }
+      log.error('middle mode unavailable; serving in direct mode, so the advertising TAG is NOT shown', {
+        error: err.message,
+      });
+    }
+  } else if (config.tag !== undefined) {
+    log.warn('TAG is set but MODE=direct: the advertising tag is only shown through middle proxies');
+  }
+  log.info('upstream', {
+    mode: middle ? 'middle' : 'direct',
+    tag: config.tag ? 'set' : 'none',
+    internalIp,
+    externalIp,
+    // Behind NAT the middle-end sees the external address, and its keys must use it (§6.5).
+    natTranslation:
+      middle && internalIp && externalIp && isPrivateAddress(internalIp) && internalIp !== externalIp
+        ? `${internalIp} -> ${externalIp}`
+        : 'none',
+  });
+  const middleSettings = middle && {
+    ...middle.wire(),
+    externalIp: externalIp === internalIp && config.externalIp === undefined ? undefined : externalIp,
+    tagHex: config.tag?.toString('hex'),
+  };
+  primary = runPrimary(
+    config,
+    workerSettings(config, users.wire(), { mask, selfAddresses, middle: middleSettings }),
+    users,
+    log,
+  );
   const running = primary;
   users.watch();
   process.on('SIGHUP', () => void users.reload('SIGHUP'));
@@ -88,13 +131,16 @@ export async function startProxy(
     process.once(signal, () => {
       void running
         .shutdown(signal)
-        .then(() => users.stop())
+        .then(() => {
+          middle?.stop();
+          return users.stop();
+        })
         .then(() => process.exit(0));
     });
   }
   try {
     await running.ready;
-    await startTelemetry(config, users, running, log);
+    await startTelemetry(config, users, middle, running, log);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
@@ -107,11 +153,12 @@ export async function startProxy(
 async function startTelemetry(
   config: Config,
   users: UsersService,
+  middle: MiddleConfig | undefined,
   primary: PrimaryHandle,
   log: Logger,
 ): Promise<void> {
   const startTime = Math.floor(Date.now() / 1000);
-  const mode = 'direct' as const;
+  const mode = middle ? ('middle' as const) : ('direct' as const);
   let httpQueries = 0;
   if (config.statsPort !== 0) {
     await startStatsEndpoint({
@@ -135,8 +182,8 @@ async function startTelemetry(
           mode,
           tagSet: config.tag !== undefined,
           version: VERSION_STRING,
-          proxyConfig: undefined,
-          proxySecretMd5: undefined,
+          proxyConfig: middle?.statsInfo(),
+          proxySecretMd5: middle?.snapshot.secretInfo.md5,
           users: config.userMetrics ? userFigures(users, primary) : undefined,
           httpQueries,
           generateSeconds: (performance.now() - began) / 1000,
@@ -154,18 +201,21 @@ async function startTelemetry(
       perUserMetrics: config.userMetrics,
       mode,
       version: VERSION_STRING,
-      configRefreshes: {},
-      configAgeSeconds: undefined,
+      configRefreshes: middle?.refreshes ?? {},
+      configAgeSeconds: middle?.ageSeconds(),
       masked: primary.totals().masked,
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,
       bind: config.metricsBind,
       registry,
-      notReadyReason: () =>
-        primary.listeningWorkers() < config.workers
-          ? `${primary.listeningWorkers()} of ${config.workers} workers listening`
-          : undefined,
+      notReadyReason: () => {
+        if (primary.listeningWorkers() < config.workers) {
+          return `${primary.listeningWorkers()} of ${config.workers} workers listening`;
+        }
+        if (middle && primary.totals().middle.readyTargets === 0) return 'no middle proxy connected';
+        return undefined;
+      },
     }).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`METRICS_PORT: cannot listen on port ${config.metricsPort}: ${err.message}`);
     });

@@ -5,12 +5,15 @@ import type { ClientMode } from '../config/config.js';
 import { DEFAULT_CLOCK_WINDOW } from '../protocol/fake-tls.js';
 import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../relay/client-session.js';
 import { directUpstream } from '../relay/direct-upstream.js';
+import { middleUpstream } from '../relay/middle-adapter.js';
 import { UserGate } from '../relay/user-gate.js';
 import { WorkerCounters } from '../telemetry/counters.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { resolveDc } from '../upstream/dc-table.js';
+import { MiddleProxyPool } from '../upstream/middle-proxy-pool.js';
+import { configFromWire } from '../upstream/telegram-config.js';
 import { ConnectionsPerIp } from './ip-limit.js';
-import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
+import type { MiddleSettings, PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
 import { ClientListener } from './listener.js';
 import { localAddresses, Masker, type SelfEndpoints } from './mask.js';
 import { SharedReplayGuard } from './shared-replay.js';
@@ -27,6 +30,7 @@ function send(message: WorkerMessage, then?: () => void): void {
 
 interface RunningWorker {
   readonly listener: ClientListener;
+  readonly pool: MiddleProxyPool | undefined;
   readonly replay: SharedReplayGuard;
   readonly users: SharedUsers;
   readonly gate: UserGate;
@@ -75,6 +79,28 @@ function createMasker(settings: WorkerSettings, log: Logger): Masker | undefined
   });
 }
 
+function createPool(middle: MiddleSettings, counters: WorkerCounters, log: Logger): MiddleProxyPool {
+  return new MiddleProxyPool({
+    secret: Buffer.from(middle.secretHex, 'hex'),
+    config: configFromWire(middle.config),
+    externalIp: middle.externalIp,
+    observer: counters,
+    events: {
+      connected: (target, addresses) =>
+        log.info('middle proxy connected', {
+          target,
+          local: `${addresses.local.ip}:${addresses.local.port}`,
+          // The address the keys were derived with: the external IP behind NAT (§6.5).
+          keyAddress: `${addresses.kdfClient.ip}:${addresses.kdfClient.port}`,
+        }),
+      connectFailed: (target, error, retryInMs) =>
+        log.warn('middle proxy connection failed', { target, error: error.message, retryInMs }),
+      lost: (target, error, retryInMs) =>
+        log.warn('middle proxy connection lost', { target, error: error?.message, retryInMs }),
+    },
+  });
+}
+
 async function start(settings: WorkerSettings): Promise<RunningWorker> {
   const log = createLogger(settings.logLevel, { component: `worker-${process.pid}` });
   const counters = new WorkerCounters();
@@ -84,11 +110,22 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
   const dcOptions = { overrides: new Map(settings.dcOverrides), preferIpv6: settings.preferIpv6 };
   const perIp = new ConnectionsPerIp(settings.maxConnectionsPerIp);
   const modes = new Set<ClientMode>(settings.modes);
-  const direct = directUpstream({
-    resolveDc: (dc) => resolveDc(dc, dcOptions),
-    connectTimeoutMs: settings.connectTimeoutMs,
-  });
-  const upstream = gate.wrap(direct);
+  const pool = settings.middle === undefined ? undefined : createPool(settings.middle, counters, log);
+  const tag = settings.middle?.tagHex === undefined ? undefined : Buffer.from(settings.middle.tagHex, 'hex');
+  const inner =
+    pool === undefined
+      ? directUpstream({
+          resolveDc: (dc) => resolveDc(dc, dcOptions),
+          connectTimeoutMs: settings.connectTimeoutMs,
+        })
+      : middleUpstream({
+          pool,
+          externalIp: settings.middle?.externalIp,
+          adTag: (user) => users.adTag(user) ?? tag,
+          observer: counters,
+          acquireTimeoutMs: settings.connectTimeoutMs,
+        });
+  const upstream = gate.wrap(inner);
   const sessionDeps: SessionDeps = {
     users: () => users.table(),
     modes,
@@ -122,13 +159,19 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
     const cpu = process.cpuUsage();
     counters.data.rssBytes = process.memoryUsage.rss();
     counters.data.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    if (pool !== undefined) {
+      counters.data.middle.readyTargets = pool.readyTargets;
+      counters.data.middle.declaredTargets = pool.declaredTargets;
+      counters.data.middle.readyConnections = pool.readyConnections;
+    }
     send({ type: 'counters', counters: counters.data });
   };
   setInterval(report, COUNTERS_INTERVAL_MS).unref();
   await listener.listen();
   report();
   log.debug('worker listening', { port: settings.port });
-  return { listener, replay, users, gate };
+  pool?.start();
+  return { listener, pool, replay, users, gate };
 }
 
 export function runWorker(): void {
@@ -156,6 +199,11 @@ export function runWorker(): void {
         return;
       case 'replay-answer':
         running?.replay.answer(msg);
+        return;
+      case 'middle-config':
+        // New clients go to the new targets; clients already bound keep their connection.
+        running?.pool?.applySecret(Buffer.from(msg.secretHex, 'hex'));
+        running?.pool?.applyConfig(configFromWire(msg.config));
         return;
       case 'admit-answer':
         running?.users.answer(msg);

@@ -11,6 +11,7 @@ import type {
   SessionObserver,
   UserRefusal,
 } from '../relay/events.js';
+import type { MiddleObserver } from '../upstream/middle-events.js';
 
 /** Middle-proxy mode figures (zero in direct mode); the names follow the official /stats keys. */
 export interface MiddleCounters {
@@ -28,6 +29,8 @@ export interface MiddleCounters {
   /** Middle-end targets in the current config, and those we hold a ready connection to. */
   declaredTargets: number;
   readyTargets: number;
+  /** Clients closed for letting answers pile up unread (official connections_failed_flood). */
+  connectionsFailedFlood: number;
 }
 
 export interface CounterSnapshot {
@@ -100,6 +103,7 @@ export function emptySnapshot(): CounterSnapshot {
       readyConnections: 0,
       declaredTargets: 0,
       readyTargets: 0,
+      connectionsFailedFlood: 0,
     },
     rssBytes: 0,
     cpuSeconds: 0,
@@ -107,7 +111,7 @@ export function emptySnapshot(): CounterSnapshot {
   };
 }
 
-export class WorkerCounters implements SessionObserver {
+export class WorkerCounters implements SessionObserver, MiddleObserver {
   readonly data: CounterSnapshot = emptySnapshot();
 
   accepted(): void {
@@ -177,6 +181,43 @@ export class WorkerCounters implements SessionObserver {
     const row = this.#user(user);
     row.fromClient += fromClient;
     row.toClient += toClient;
+  }
+
+  forwardedQuery(): void {
+    this.data.middle.forwardedQueries++;
+  }
+
+  droppedQuery(): void {
+    this.data.middle.droppedQueries++;
+  }
+
+  forwardedResponse(): void {
+    this.data.middle.forwardedResponses++;
+  }
+
+  droppedResponse(): void {
+    this.data.middle.droppedResponses++;
+  }
+
+  forwardedSimpleAck(): void {
+    this.data.middle.forwardedSimpleAcks++;
+  }
+
+  droppedSimpleAck(): void {
+    this.data.middle.droppedSimpleAcks++;
+  }
+
+  clientBound(): void {
+    this.data.middle.extConnections++;
+    this.data.middle.extConnectionsCreated++;
+  }
+
+  clientReleased(): void {
+    this.data.middle.extConnections--;
+  }
+
+  clientFlooded(): void {
+    this.data.middle.connectionsFailedFlood++;
   }
 
   closed(reason: CloseReason, established: boolean): void {

@@ -283,7 +283,7 @@ export function formatOfficialStats(m: StatsModel): string {
     ['total_network_buffer_chunks_allocated_max', 0],
     ['mtproto_proxy_errors', 0],
     ['connections_failed_lru', 0],
-    ['connections_failed_flood', 0],
+    ['connections_failed_flood', t.middle.connectionsFailedFlood],
     ['http_connections', 0],
     ['pending_http_queries', 0],
     ['http_queries', m.httpQueries],

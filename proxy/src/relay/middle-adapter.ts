@@ -1,0 +1,105 @@
+// Middle-proxy mode as an Upstream (upstream.ts): an authenticated client is bound to a middle-end
+// connection of its DC's cluster, and its packets travel as RPC_PROXY_REQ (middle-upstream.ts).
+// This file is only the glue between the session's socket and that per-client machinery.
+
+import { targetsForDc } from '../protocol/middle-proxy/proxy-config.js';
+import { ctrCipher } from '../protocol/obfuscated2.js';
+import type { MiddleObserver } from '../upstream/middle-events.js';
+import { natClientAddress } from '../upstream/middle-proxy-connection.js';
+import type { MiddleProxyPool } from '../upstream/middle-proxy-pool.js';
+import type { CloseReason } from './events.js';
+import { MiddleUpstream, type MiddleUpstreamCloseReason } from './middle-upstream.js';
+import type { ClientLink, SessionHooks, Upstream } from './upstream.js';
+
+export interface MiddleAdapterDeps {
+  readonly pool: MiddleProxyPool;
+  readonly externalIp: string | undefined;
+  /** The ad tag for this user: its own from the users file, else TAG. */
+  readonly adTag: (user: string) => Buffer | undefined;
+  readonly observer: MiddleObserver;
+  readonly acquireTimeoutMs: number;
+}
+
+const CLOSE_REASONS: Record<MiddleUpstreamCloseReason, CloseReason> = {
+  'middle-closed': 'upstream-closed',
+  'middle-lost': 'upstream-error',
+  'bad-answer': 'upstream-error',
+  'client-protocol': 'client-error',
+  flood: 'client-error',
+};
+
+export function middleUpstream(deps: MiddleAdapterDeps): Upstream {
+  return {
+    canServe: (dc) => targetsForDc(deps.pool.config, dc) !== undefined,
+    start: (link, session) => {
+      void openMiddle(deps, link, session);
+    },
+  };
+}
+
+async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: SessionHooks): Promise<void> {
+  const { header, socket: client, peer, user } = link;
+  const { observer } = session;
+  const encrypt = ctrCipher(header.encrypt);
+  const decrypt = header.decryptor;
+  let upstream: MiddleUpstream;
+  try {
+    upstream = await MiddleUpstream.open({
+      pool: deps.pool,
+      dc: header.dc,
+      transport: header.transport,
+      client: { ip: peer.address, port: peer.port },
+      // The official proxy reports the address clients dialled, NAT-translated (§6.8).
+      proxy: natClientAddress({ ip: peer.localAddress, port: peer.localPort }, deps.externalIp),
+      adTag: deps.adTag(user),
+      random: session.random,
+      observer: deps.observer,
+      acquireTimeoutMs: deps.acquireTimeoutMs,
+      signal: session.signal,
+      sink: {
+        write: (chunks) => {
+          const plain = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+          observer.relayed(user, 0, plain.length);
+          return client.write(link.wrap(encrypt.update(plain)));
+        },
+        get backlog() {
+          return client.writableLength;
+        },
+        pause: () => client.pause(),
+        resume: () => client.resume(),
+        close: (reason) => session.finish(CLOSE_REASONS[reason]),
+      },
+    });
+  } catch {
+    if (!session.signal.aborted) {
+      observer.upstreamFailed(header.dc);
+      session.finish('upstream-unreachable');
+    }
+    return;
+  }
+  if (session.signal.aborted) {
+    upstream.close();
+    return;
+  }
+  observer.upstreamConnected(header.dc);
+  session.established();
+  session.signal.addEventListener('abort', () => upstream.close(), { once: true });
+  const feed = (data: Buffer): void => {
+    if (data.length === 0) return;
+    observer.relayed(user, data.length, 0);
+    upstream.fromClient(decrypt.update(data));
+  };
+  client.on('data', (chunk: Buffer) => {
+    let data: Buffer;
+    try {
+      data = link.unwrap(chunk);
+    } catch {
+      session.finish('client-error');
+      return;
+    }
+    feed(data);
+  });
+  client.on('drain', () => upstream.clientDrained());
+  feed(link.rest);
+  if (!upstream.closed) client.resume();
+}
