@@ -33,6 +33,8 @@ export interface Obfs2ClientOptions {
   timeoutMs?: number;
   /** Bytes sent before the header: a PROXY protocol header from a load balancer. */
   preamble?: Buffer;
+  /** Source address, e.g. 127.0.0.2, to look like another client machine. */
+  localAddress?: string;
 }
 
 interface Keys {
@@ -109,7 +111,7 @@ export class Obfs2Client {
       keys = createClientHeader(random, key, transport, dc);
     }
     const timeoutMs = options.timeoutMs ?? 5000;
-    const socket = connect({ host: '127.0.0.1', port: options.port });
+    const socket = connect({ host: '127.0.0.1', port: options.port, localAddress: options.localAddress });
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -1,7 +1,7 @@
 // The users file (USERS_FILE): one named secret per person or group, each with optional limits.
 // YAML or JSON (JSON is YAML). A file with any mistake is rejected whole, with every problem named,
 // so a typo never half-applies.
-import { parse as parseYaml } from 'yaml';
+import { isScalar, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 
 /** Each user is one more secret every handshake may have to try; keep the worst case cheap. */
@@ -136,7 +136,21 @@ function parseUser(name: string, raw: unknown, problems: string[]): User | undef
 export function parseUsersFile(text: string, source = 'USERS_FILE'): User[] {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    const parsed = parseDocument(text);
+    if (parsed.errors.length > 0) throw parsed.errors[0];
+    doc = parsed.toJS();
+    // An unquoted secret or tag of only digits reads as a number in YAML; keep what was written.
+    const users = (doc as { users?: unknown } | null)?.users;
+    if (typeof users === 'object' && users !== null) {
+      for (const [name, raw] of Object.entries(users)) {
+        for (const key of ['secret', 'adTag']) {
+          const node = parsed.getIn(['users', name, key], true);
+          if (isScalar(node) && typeof node.value === 'number' && node.source !== undefined) {
+            (raw as Record<string, unknown>)[key] = node.source;
+          }
+        }
+      }
+    }
   } catch (err) {
     throw new ConfigError(
       source,

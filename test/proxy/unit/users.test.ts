@@ -46,6 +46,11 @@ users:
     expect(users[1]!.enabled).to.equal(false);
   });
 
+  it('keeps an unquoted all-digit secret as written (YAML would read it as a number)', () => {
+    const users = parseUsersFile('users:\n  frank: { secret: 00000000111111112222222233333333 }\n');
+    expect(users[0]!.secret.toString('hex')).to.equal('00000000111111112222222233333333');
+  });
+
   it('reads the same from JSON', () => {
     const users = parseUsersFile(JSON.stringify({ users: { alice: { secret: A, quota: 1000 } } }));
     expect(users[0]!.limits.quotaBytes).to.equal(1000);
