@@ -178,6 +178,7 @@ describe('users: named secrets with limits, live reload and per-user numbers', f
     });
     expect(stats.get('>>>>>>users>>>>>>')).to.equal('start');
     expect(stats.get('user_octets_from_client:alice')).to.match(/^\d+$/);
-    expect(stats.has('user_connections:carol'), 'removed users leave the section').to.equal(false);
+    expect(stats.has('user_connections:dave'), 'removed users leave the section').to.equal(false);
+    expect(stats.has('user_connections:erin')).to.equal(true);
   });
 });
