@@ -28,6 +28,7 @@ describe('operator: the daily restart', function () {
 
   /** Lets the operator look again now (as its periodic resync would) and waits for it to settle. */
   async function tick(op: Operator): Promise<void> {
+    await eventually(async () => expect(op.controller?.synced, 'controller running').to.equal(true));
     op.controller!.resync();
     await eventually(async () => {
       expect(op.controller!.queue.length).to.equal(0);

@@ -5,6 +5,7 @@ import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
 import {
   clusterWithCrd,
+  crdPath,
   type DeploymentJson,
   envOf,
   type JsonObject,
@@ -129,6 +130,12 @@ describe('operator: an MTProxy from creation to deletion', function () {
       }),
     );
     expect(directWithTag.stderr).to.include('an ad tag needs the middle proxy');
+  });
+
+  it('accepts the examples in crds/examples', async () => {
+    const dir = crdPath.replace(/mtkube\.dev_mtproxies\.yaml$/, 'examples');
+    const out = await bed.kubectlOk(['apply', '--dry-run=server', '-f', dir]);
+    expect(out.trim().split('\n')).to.have.length(3);
   });
 
   it('an operator restart, a spec edit and a higher count keep the secrets already given out', async () => {

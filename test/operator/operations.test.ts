@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import type { Operator } from '../../operator/src/operator.js';
 import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
+import { ApiOutage } from './support/api-outage.js';
 import {
   clusterWithCrd,
   type DeploymentJson,
@@ -84,6 +85,32 @@ describe('operator: in operation', function () {
     expect(Date.now() - diedAt).to.be.at.least(3_000);
     await bed.applyProxy('tg', {});
     await bed.waitForCondition('tg', 'Ready', 'True');
+  });
+
+  it('keeps working through an API server outage, and catches up with what changed meanwhile', async () => {
+    const relay = await ApiOutage.start(new URL(cluster.server));
+    try {
+      const op = await bed.startOperator({ kubeConfig: relay.kubeConfigVia(cluster.kubeconfigPath) });
+      await bed.applyProxy('before', {});
+      await bed.waitForCondition('before', 'Ready', 'True');
+
+      relay.down();
+      await bed.applyProxy('during', {});
+      await new Promise((r) => setTimeout(r, 3_000));
+      expect(await bed.find('deployment', 'during'), 'the operator cannot reach the API server').to.equal(
+        undefined,
+      );
+
+      relay.up();
+      await bed.waitForCondition('during', 'Ready', 'True', undefined, 60_000);
+      const metrics = (await httpGet(op.metricsPort, '/metrics')).body;
+      expect(metrics).to.match(
+        /mtkube_operator_watch_restarts_total\{resource="mtproxies",cause="error"\} [1-9]/,
+      );
+    } finally {
+      for (const op of bed.operators.splice(0)) await op.stop();
+      await relay.stop();
+    }
   });
 
   it('works as the ServiceAccount with the RBAC we ship, not as admin', async () => {

@@ -148,7 +148,11 @@ export class ResilientInformer<T extends KubeObject> {
       await informer.stop();
       return;
     }
-    if (failed) return;
+    if (failed) {
+      // client-node already gave up on it; stop() makes sure no request lingers.
+      await informer.stop();
+      return;
+    }
     const previous = this.#current;
     this.#current = informer;
     if (previous && previous !== informer) await previous.stop();
