@@ -206,6 +206,21 @@ describe('operator: an MTProxy from creation to deletion', function () {
     await bed.get('deployment', 'tg');
   });
 
+  it('shows the ad tag active only once the middle proxies can be told the public IP', async () => {
+    await bed.startOperator();
+    const tag = 'AB'.repeat(16);
+    await bed.applyProxy('lb', { adTag: { value: tag } });
+    await bed.applyProxy('ip', { adTag: { value: tag }, publicAddress: { externalIP: '203.0.113.7' } });
+    await bed.waitForCondition('lb', 'AdTagActive', 'False', 'ExternalAddressUnresolved');
+    await bed.waitForCondition('lb', 'ExternalAddressResolved', 'False', 'WaitingForLoadBalancer');
+    const ip = await bed.waitForCondition('ip', 'AdTagActive', 'True', 'MiddleProxy');
+    expect(ip.status).to.deep.include({ mode: 'middle', externalIP: '203.0.113.7' });
+    const env = envOf(await bed.get<DeploymentJson>('deployment', 'ip'));
+    expect(env.TAG?.value).to.equal(tag.toLowerCase());
+    expect(env.EXTERNAL_IP?.value).to.equal('203.0.113.7');
+    expect(env.MODE?.value).to.equal('auto');
+  });
+
   it('a spec change re-renders the Deployment and rolls the pods', async () => {
     await bed.startOperator();
     await bed.applyProxy('tg', {});

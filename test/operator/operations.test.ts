@@ -150,6 +150,17 @@ describe('operator: in operation', function () {
     ]);
   });
 
+  it('ships an operator Deployment the API server accepts', async () => {
+    await cluster.kubectl(['create', 'namespace', 'mtkube-system']);
+    const out = await cluster.kubectlOk([
+      'apply',
+      '--dry-run=server',
+      '-f',
+      rbacPath.replace('rbac.yaml', 'operator.yaml'),
+    ]);
+    expect(out).to.include('deployment.apps/mtkube-operator');
+  });
+
   it('without permissions it says which ones are missing and is not ready', async () => {
     await bed.kubectlOk(['create', 'serviceaccount', 'nobody']);
     const kubeconfigPath = await cluster.kubeconfigForServiceAccount(bed.ns, 'nobody');
