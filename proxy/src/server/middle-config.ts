@@ -78,6 +78,12 @@ export class MiddleConfig {
     };
   }
 
+  /** Distinct middle-proxy addresses in the config in force. */
+  declaredTargets(): number {
+    const all = [...this.snapshot.config.targets.values()].flat().map((t) => `${t.host}:${t.port}`);
+    return new Set(all).size;
+  }
+
   ageSeconds(now = Date.now()): number {
     return Math.max(0, now / 1000 - this.snapshot.configInfo.loadedAt);
   }
@@ -87,7 +93,8 @@ export class MiddleConfig {
   }
 
   #result(r: LoadResult, log: Logger): void {
-    this.refreshes[r.outcome] = (this.refreshes[r.outcome] ?? 0) + 1;
+    const key = `${r.file}/${r.outcome}`;
+    this.refreshes[key] = (this.refreshes[key] ?? 0) + 1;
     if (r.outcome !== 'ok') {
       log.error(
         `telegram ${r.file} ${r.outcome === 'rejected' ? 'rejected' : 'fetch failed'}; keeping ${r.kept}`,

@@ -36,6 +36,8 @@ export interface PrimaryHandle {
   readonly workerRestarts: () => number;
   /** Workers that are up and listening now. */
   readonly listeningWorkers: () => number;
+  /** Middle mode: distinct targets that at least one worker holds a ready connection to. */
+  readonly readyTargets: () => number;
   /** Sends a new Telegram proxy secret and config to every worker (and to workers started later). */
   readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
   /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
@@ -176,6 +178,7 @@ export function runPrimary(
     totals: () => sumSnapshots([retired, ...latest.values()]),
     workerRestarts: () => restarts,
     listeningWorkers: () => listening.size,
+    readyTargets: () => new Set([...latest.values()].flatMap((s) => s.readyTargetKeys)).size,
     broadcastMiddle: (secretHex, wireConfig) => {
       if (settings.middle === undefined) return;
       settings = { ...settings, middle: { ...settings.middle, secretHex, config: wireConfig } };

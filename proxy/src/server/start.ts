@@ -185,6 +185,7 @@ async function startTelemetry(
           proxyConfig: middle?.statsInfo(),
           proxySecretMd5: middle?.snapshot.secretInfo.md5,
           users: config.userMetrics ? userFigures(users, primary) : undefined,
+          targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
           httpQueries,
           generateSeconds: (performance.now() - began) / 1000,
         });
@@ -203,6 +204,7 @@ async function startTelemetry(
       version: VERSION_STRING,
       configRefreshes: middle?.refreshes ?? {},
       configAgeSeconds: middle?.ageSeconds(),
+      targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
       masked: primary.totals().masked,
     }));
     await startMetricsEndpoint({
@@ -213,7 +215,7 @@ async function startTelemetry(
         if (primary.listeningWorkers() < config.workers) {
           return `${primary.listeningWorkers()} of ${config.workers} workers listening`;
         }
-        if (middle && primary.totals().middle.readyTargets === 0) return 'no middle proxy connected';
+        if (middle && primary.readyTargets() === 0) return 'no middle proxy connected';
         return undefined;
       },
     }).catch((err: NodeJS.ErrnoException) => {

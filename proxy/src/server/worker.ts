@@ -163,6 +163,10 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
       counters.data.middle.readyTargets = pool.readyTargets;
       counters.data.middle.declaredTargets = pool.declaredTargets;
       counters.data.middle.readyConnections = pool.readyConnections;
+      counters.data.readyTargetKeys = pool
+        .targetStats()
+        .filter((t) => t.declared && t.ready > 0)
+        .map((t) => t.target);
     }
     send({ type: 'counters', counters: counters.data });
   };

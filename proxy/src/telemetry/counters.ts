@@ -57,6 +57,11 @@ export interface CounterSnapshot {
   /** The worker process itself, filled in when the snapshot is sent. */
   rssBytes: number;
   cpuSeconds: number;
+  /**
+   * Middle mode: the targets this worker holds a ready connection to. Not added up across workers:
+   * the primary counts distinct targets from every worker's list.
+   */
+  readyTargetKeys: string[];
   /** Per user (secret name): totals since start, and connections open now. */
   perUser: Record<string, UserCounters>;
 }
@@ -107,6 +112,7 @@ export function emptySnapshot(): CounterSnapshot {
     },
     rssBytes: 0,
     cpuSeconds: 0,
+    readyTargetKeys: [],
     perUser: {},
   };
 }

@@ -16,6 +16,8 @@ export interface MetricsModel {
   readonly configRefreshes: Readonly<Record<string, number>>;
   readonly configAgeSeconds: number | undefined;
   readonly masked: number;
+  /** Middle mode: distinct targets declared in the config and ready in any worker. */
+  readonly targets: { readonly declared: number; readonly ready: number } | undefined;
 }
 
 type Labels = Record<string, string>;
@@ -177,10 +179,15 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     'mtproxy_upstream_targets',
     'Middle proxies in the current config (declared) and those with a ready connection (ready).',
     ['state'],
-    () => [
-      [{ state: 'declared' }, t().middle.declaredTargets],
-      [{ state: 'ready' }, t().middle.readyTargets],
-    ],
+    () => {
+      const targets = m().targets;
+      return targets === undefined
+        ? []
+        : [
+            [{ state: 'declared' }, targets.declared],
+            [{ state: 'ready' }, targets.ready],
+          ];
+    },
   );
   totalCounter(
     registry,
@@ -202,9 +209,13 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
   totalCounter(
     registry,
     'mtproxy_config_refreshes_total',
-    "Fetches of Telegram's proxy config, by result.",
-    ['result'],
-    () => Object.entries(m().configRefreshes).map(([result, v]) => [{ result }, v]),
+    "Loads of Telegram's proxy secret and config (at start and each refresh), by file and result.",
+    ['file', 'result'],
+    () =>
+      Object.entries(m().configRefreshes).map(([key, v]) => {
+        const [file, result] = key.split('/') as [string, string];
+        return [{ file, result }, v];
+      }),
   );
   gauge(registry, 'mtproxy_config_age_seconds', 'Age of the Telegram proxy config in force.', [], () => {
     const age = m().configAgeSeconds;

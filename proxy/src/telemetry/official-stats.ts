@@ -50,6 +50,11 @@ export interface StatsModel {
   readonly proxySecretMd5: string | undefined;
   readonly httpQueries: number;
   readonly generateSeconds: number;
+  /**
+   * Middle mode: distinct targets in the config and distinct targets ready in any worker, for
+   * `active_targets`/`ready_targets`; the `total_*` keys stay sums over workers, as officially.
+   */
+  readonly targets?: { readonly declared: number; readonly ready: number } | undefined;
   /** Per-user figures, or undefined to leave the section out (USER_METRICS=off). */
   readonly users?: readonly UserStatsRow[] | undefined;
 }
@@ -98,9 +103,9 @@ export function formatOfficialStats(m: StatsModel): string {
       ['inbound_connections_accepted', t.connectionsOpened],
       ['listening_connections', m.workers],
       ['unused_connections_closed', t.closed.idle ?? 0],
-      ['ready_targets', t.middle.readyTargets],
-      ['allocated_targets', t.middle.declaredTargets],
-      ['active_targets', t.middle.declaredTargets],
+      ['ready_targets', m.targets?.ready ?? t.middle.readyTargets],
+      ['allocated_targets', m.targets?.declared ?? t.middle.declaredTargets],
+      ['active_targets', m.targets?.declared ?? t.middle.declaredTargets],
       ['inactive_targets', 0],
       ['free_targets', 0],
       ['max_connections', maxSpecial],
