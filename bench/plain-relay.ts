@@ -1,0 +1,79 @@
+// The floor of our design: the proxy's process model (a primary forking workers that each listen
+// with SO_REUSEPORT) and its relay style (gather the 64-byte header, pause, dial, then pump both
+// ways with pause/resume backpressure and an idle timer), with no crypto, no secrets, no replay
+// check and no counters. Bytes are forwarded untouched, so the benchmark's clients send the
+// secretless header a DC expects and the echo DC answers them directly.
+//
+// Environment: PORT, WORKERS (default 1), DC_PORT (the echo DC on 127.0.0.1).
+// Prints "plain relay listening" once every worker listens; exits on SIGTERM.
+import cluster from 'node:cluster';
+import { connect, createServer, type Socket } from 'node:net';
+
+const HEADER_LEN = 64;
+const IDLE_TIMEOUT_MS = 300_000;
+
+const port = Number(process.env.PORT);
+const dcPort = Number(process.env.DC_PORT);
+const workers = Number(process.env.WORKERS ?? '1');
+
+/** Same shape as proxy/src/relay/pump.ts: pause the reader when the writer's buffer is full. */
+function forward(from: Socket, to: Socket): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => from.resume());
+}
+
+function serve(client: Socket): void {
+  client.setNoDelay(true);
+  client.on('error', () => {});
+  let upstream: Socket | undefined;
+  const finish = (): void => {
+    client.destroy();
+    upstream?.destroy();
+  };
+  client.once('close', finish);
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const onHeader = (chunk: Buffer): void => {
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes < HEADER_LEN) return;
+    client.off('data', onHeader);
+    client.pause();
+    const received = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    pending = [];
+    const dc = connect({ host: '127.0.0.1', port: dcPort, noDelay: true });
+    upstream = dc;
+    dc.on('error', () => {});
+    dc.once('close', finish);
+    dc.once('connect', () => {
+      client.setTimeout(IDLE_TIMEOUT_MS, finish);
+      dc.write(received);
+      forward(client, dc);
+      forward(dc, client);
+      client.resume();
+    });
+  };
+  client.on('data', onHeader);
+}
+
+if (cluster.isPrimary) {
+  let listening = 0;
+  for (let i = 0; i < workers; i++) {
+    const worker = cluster.fork();
+    worker.on('message', (msg: string) => {
+      if (msg === 'listening' && ++listening === workers) process.stdout.write('plain relay listening\n');
+    });
+  }
+  process.once('SIGTERM', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
+    process.exit(0);
+  });
+} else {
+  const server = createServer({ noDelay: true }, serve);
+  server.listen({ port, host: '127.0.0.1', exclusive: true, reusePort: true }, () =>
+    process.send?.('listening'),
+  );
+  process.on('disconnect', () => process.exit(0));
+}

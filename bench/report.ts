@@ -1,0 +1,273 @@
+// The benchmark's two outputs: JSON for machines and a table for people, each with the machine
+// the figures came from and the targets of issue 9 beside them.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import type { Figures, ScenarioResult } from './measure.js';
+import type { SuiteReport } from './suite.js';
+
+export interface MachineInfo {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryGb: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly openssl: string;
+}
+
+export function machineInfo(): MachineInfo {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpuModel = m[1]!.trim();
+  } catch {
+    // Not Linux: keep what os.cpus() said.
+  }
+  let openssl = 'unknown';
+  try {
+    openssl = execFileSync('openssl', ['version'], { encoding: 'utf8' }).trim();
+  } catch {
+    // No openssl binary.
+  }
+  return {
+    cpuModel,
+    cores: cpus().length,
+    memoryGb: Math.round(totalmem() / 1e9),
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    openssl,
+  };
+}
+
+/** Issue 9's targets, as upper bounds on the figures they name. */
+export const TARGETS = {
+  directBulkCpuSecondsPerGb: 0.6,
+  directSmallCpuSecondsPerGb: 10,
+  middleBulkCpuSecondsPerGb: 1.3,
+  handshakeCpuMs: 0.15,
+  fakeTlsHandshakeCpuMs: 0.3,
+  idleRssKbPerConnection: 12,
+} as const;
+
+export interface BenchJson extends SuiteReport {
+  readonly schema: 1;
+  readonly date: string;
+  readonly durationSeconds: number;
+  readonly machine: MachineInfo;
+  readonly targets: typeof TARGETS;
+  /** PIDs the run started (and saw in the trees it stopped), and those still alive when it ended. */
+  readonly processes: { readonly started: readonly number[]; readonly alive: readonly number[] };
+}
+
+type Cell = number | string | undefined;
+
+interface Row {
+  readonly figure: string;
+  readonly mode: string;
+  readonly cells: readonly [Cell, Cell, Cell];
+  readonly target: number | undefined;
+  readonly digits: number;
+}
+
+const SYSTEMS = ['mtkube', 'plain-relay', 'peer'] as const;
+
+function find(report: SuiteReport, id: string): ScenarioResult | undefined {
+  return report.scenarios.find((s) => s.id === id);
+}
+
+function cellOf(s: ScenarioResult | undefined, pick: (f: Figures) => number | undefined): Cell {
+  if (s === undefined) return undefined;
+  if (s.status === 'skipped') return 'skipped';
+  if (s.status === 'failed') return 'FAILED';
+  return pick(s.figures);
+}
+
+function rowsOf(report: SuiteReport): Row[] {
+  const rows: Row[] = [];
+  const perMode = (
+    figure: string,
+    kind: string,
+    pick: (f: Figures) => number | undefined,
+    digits: number,
+    target: (mode: string) => number | undefined,
+  ): void => {
+    for (const mode of ['plain', 'dd', 'ee', 'middle']) {
+      const cells = SYSTEMS.map((system) => {
+        const m = system === 'plain-relay' ? (mode === 'plain' ? 'secretless' : undefined) : mode;
+        return m === undefined ? undefined : cellOf(find(report, `${system}/${kind}/${m}`), pick);
+      }) as unknown as [Cell, Cell, Cell];
+      if (cells.every((c) => c === undefined)) continue;
+      rows.push({ figure, mode, cells, target: target(mode), digits });
+    }
+  };
+  const t = TARGETS;
+  perMode(
+    'CPU s/GB, 16 KiB packets',
+    'bulk',
+    (f) => f.cpuSecondsPerGb,
+    2,
+    (m) =>
+      m === 'middle' ? t.middleBulkCpuSecondsPerGb : m === 'ee' ? undefined : t.directBulkCpuSecondsPerGb,
+  );
+  perMode(
+    'MB/s relayed, 16 KiB',
+    'bulk',
+    (f) => f.throughputMBps,
+    0,
+    () => undefined,
+  );
+  perMode(
+    'CPU s/GB, 256 B packets',
+    'small',
+    (f) => f.cpuSecondsPerGb,
+    2,
+    (m) => (m === 'ee' ? undefined : t.directSmallCpuSecondsPerGb),
+  );
+  perMode(
+    'MB/s relayed, 256 B',
+    'small',
+    (f) => f.throughputMBps,
+    0,
+    () => undefined,
+  );
+  perMode(
+    'CPU ms per handshake',
+    'handshakes',
+    (f) => f.cpuMsPerHandshake,
+    3,
+    (m) => (m === 'ee' ? t.fakeTlsHandshakeCpuMs : t.handshakeCpuMs),
+  );
+  perMode(
+    'handshakes/s',
+    'handshakes',
+    (f) => f.handshakesPerSecond,
+    0,
+    () => undefined,
+  );
+  perMode(
+    'RTT 64 B p50, µs',
+    'latency',
+    (f) => f.p50Micros,
+    0,
+    () => undefined,
+  );
+  perMode(
+    'RTT 64 B p99, µs',
+    'latency',
+    (f) => f.p99Micros,
+    0,
+    () => undefined,
+  );
+  const idle = report.scenarios.filter((s) => s.kind === 'idle' && s.system === 'mtkube');
+  for (const s of idle) {
+    const relay = report.scenarios.find(
+      (r) =>
+        r.kind === 'idle' && r.system === 'plain-relay' && r.figures.connections === s.figures.connections,
+    );
+    const kb = (f: Figures) =>
+      f.workerRssBytesPerConnection === undefined ? undefined : f.workerRssBytesPerConnection / 1024;
+    rows.push({
+      figure: `idle RSS KB/conn, ${s.figures.connections ?? s.id.split('/').pop()} conns`,
+      mode: 'plain',
+      cells: [cellOf(s, kb), cellOf(relay, kb), undefined],
+      target: s === idle.at(-1) ? t.idleRssKbPerConnection : undefined,
+      digits: 1,
+    });
+  }
+  for (const s of report.scenarios.filter((r) => r.kind === 'throughput')) {
+    rows.push({
+      figure: `MB/s, 16 KiB, ${s.workers} worker${s.workers > 1 ? 's' : ''}, unpinned`,
+      mode: s.mode,
+      cells: [cellOf(s, (f) => f.throughputMBps), undefined, undefined],
+      target: undefined,
+      digits: 0,
+    });
+    rows.push({
+      figure: `CPU s/GB, same run`,
+      mode: s.mode,
+      cells: [cellOf(s, (f) => f.cpuSecondsPerGb), undefined, undefined],
+      target: undefined,
+      digits: 2,
+    });
+  }
+  return rows;
+}
+
+function fmt(cell: Cell, digits: number): string {
+  if (cell === undefined) return '-';
+  if (typeof cell === 'string') return cell;
+  return cell.toFixed(digits);
+}
+
+function verdict(value: Cell, target: number | undefined): string {
+  if (target === undefined || typeof value !== 'number') return '';
+  if (value <= target) return 'met';
+  return `missed by ${Math.round((value / target - 1) * 100)}%`;
+}
+
+function pad(cells: readonly string[], widths: readonly number[]): string {
+  return cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+}
+
+export function renderTable(json: BenchJson): string {
+  const m = json.machine;
+  const lines: string[] = [];
+  lines.push(
+    `mtkube benchmark, ${json.date}${json.quick ? ' (QUICK: figures are not meaningful)' : ''}, ${Math.round(json.durationSeconds)} s`,
+  );
+  lines.push(
+    `machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, ${m.kernel}, Node ${m.node}, ${m.openssl}`,
+  );
+  const pin =
+    json.pinning.proxyCpus === undefined
+      ? 'nothing pinned'
+      : `proxy on CPU ${json.pinning.proxyCpus}, load and echo DC on CPU ${json.pinning.loadCpus}`;
+  lines.push(
+    `proxy: ${json.build.kind === 'compiled' ? 'compiled JavaScript (bench/.build)' : 'TypeScript sources via tsx'}, direct mode, ${pin}; CPU = whole process tree (primary + workers)`,
+  );
+  lines.push('');
+  const header = ['figure', 'mode', 'mtkube', 'plain relay', 'peer', 'target', 'verdict'];
+  const body = rowsOf(json).map((r) => [
+    r.figure,
+    r.mode,
+    ...r.cells.map((c) => fmt(c, r.digits)),
+    r.target === undefined ? '' : `<= ${r.target}`,
+    verdict(r.cells[0], r.target),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  lines.push(pad(header, widths));
+  lines.push(
+    pad(
+      widths.map((w) => '-'.repeat(w)),
+      widths,
+    ),
+  );
+  for (const b of body) lines.push(pad(b, widths).trimEnd());
+  lines.push('');
+  const noRelay = find(json, 'no-relay/latency/secretless');
+  if (noRelay?.status === 'ok') {
+    lines.push(
+      `no relay (client straight to the echo DC): RTT p50 ${fmt(noRelay.figures.p50Micros, 0)} µs, p99 ${fmt(noRelay.figures.p99Micros, 0)} µs`,
+    );
+  }
+  const c = json.crypto;
+  if (c.directSecondsPerGb !== undefined) {
+    const rate = (i: number): string => `${((c.speeds[i]?.bytesPerSecond ?? 0) / 1e9).toFixed(2)} GB/s`;
+    lines.push(
+      `crypto floor (openssl speed, 16 KiB, one core): AES-256-CTR ${rate(0)}, CBC encrypt ${rate(1)}, CBC decrypt ${rate(2)}` +
+        ` -> direct ${c.directSecondsPerGb.toFixed(3)} s/GB, middle ${c.middleSecondsPerGb!.toFixed(3)} s/GB`,
+    );
+  }
+  const failed = json.scenarios.filter((s) => s.status === 'failed');
+  for (const s of failed) lines.push(`FAILED ${s.id}: ${s.errors.join('; ').slice(0, 400)}`);
+  for (const s of json.scenarios.filter((r) => r.status === 'skipped'))
+    lines.push(`skipped ${s.id}: ${s.reason}`);
+  for (const n of json.notes) lines.push(`note: ${n}`);
+  if (json.processes.alive.length > 0) lines.push(`STILL RUNNING: ${json.processes.alive.join(' ')}`);
+  const ran = json.scenarios.filter((s) => s.status !== 'skipped');
+  lines.push(
+    `${ran.filter((s) => s.verified).length} of ${ran.length} scenarios verified every echoed byte` +
+      (failed.length > 0 ? `; ${failed.length} failed` : ''),
+  );
+  return lines.join('\n');
+}

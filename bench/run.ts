@@ -1,0 +1,126 @@
+// `npm run bench`: measures our proxy against a plain relay and the crypto limit on 127.0.0.1, and
+// prints a table (stdout) and writes JSON (bench/results/latest.json). See bench/suite.ts for the
+// plan and bench/measure.ts for what each figure means.
+//
+//   npm run bench                 full run, a few minutes
+//   npm run bench -- --quick      smoke run, under a minute: every scenario runs and verifies bytes
+//   npm run bench -- --json       print the JSON instead of the table
+//   npm run bench -- --out FILE   write the JSON elsewhere
+//   npm run bench -- --source     run the proxy's TypeScript through tsx instead of compiling it
+//   npm run bench -- --cli FILE   run this proxy build (e.g. dist/proxy/src/cli.js) instead
+//   npm run bench -- --only P,Q   only the scenarios whose id starts with P or Q (e.g. mtkube/bulk)
+//   npm run bench -- --profile    CPU profiles of the proxy under bulk and handshake load instead
+//   BENCH_PEER_PROXY='cmd'        also measure a peer proxy (see bench/systems.ts startPeer)
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { killAllLaunched, processAccount } from './processes.js';
+import { runProfiles } from './profile.js';
+import { type BenchJson, machineInfo, renderTable, TARGETS } from './report.js';
+import { runSuite } from './suite.js';
+import { ROOT } from './systems.js';
+
+interface Args {
+  readonly quick: boolean;
+  readonly json: boolean;
+  readonly source: boolean;
+  readonly profile: boolean;
+  readonly out: string | undefined;
+  readonly cli: string | undefined;
+  readonly only: readonly string[];
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args = {
+    quick: false,
+    json: false,
+    source: false,
+    profile: false,
+    out: undefined as string | undefined,
+    cli: undefined as string | undefined,
+    only: [] as string[],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') args.quick = true;
+    else if (a === '--json') args.json = true;
+    else if (a === '--source') args.source = true;
+    else if (a === '--profile') args.profile = true;
+    else if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i];
+    else if (a === '--cli' && argv[i + 1] !== undefined) args.cli = argv[++i];
+    else if (a === '--only' && argv[i + 1] !== undefined) args.only.push(...argv[++i]!.split(','));
+    else throw new Error(`unknown argument ${a}; see the top of bench/run.ts`);
+  }
+  return args;
+}
+
+/** Hard bound on the whole run: whatever happens, everything started is killed by then. */
+const DEADLINE_MS = { quick: 110_000, full: 12 * 60_000 };
+
+function guard(deadlineMs: number): void {
+  const bail = (why: string, code: number): void => {
+    process.stderr.write(`bench: ${why}; stopping everything it started\n`);
+    killAllLaunched();
+    process.exit(code);
+  };
+  setTimeout(() => bail(`still running after ${deadlineMs / 1000} s`, 3), deadlineMs).unref();
+  process.once('SIGINT', () => bail('interrupted', 130));
+  process.once('SIGTERM', () => bail('terminated', 143));
+  process.once('exit', () => killAllLaunched());
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  guard(args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full);
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  if (args.profile) {
+    const outDir = join(ROOT, 'bench', 'results', 'profiles');
+    const summary = await runProfiles({
+      outDir,
+      quick: args.quick,
+      fromSource: args.source,
+      proxyCli: args.cli,
+      only: args.only,
+      log,
+    });
+    process.stdout.write(`${summary}\n`);
+    return 0;
+  }
+  const began = Date.now();
+  const report = await runSuite({
+    quick: args.quick,
+    fromSource: args.source,
+    proxyCli: args.cli,
+    only: args.only,
+    peerCommand: process.env.BENCH_PEER_PROXY || undefined,
+    log,
+  });
+  const json: BenchJson = {
+    schema: 1,
+    date: new Date(began).toISOString(),
+    durationSeconds: (Date.now() - began) / 1000,
+    machine: machineInfo(),
+    targets: TARGETS,
+    ...report,
+    processes: processAccount(),
+  };
+  const out = args.out ?? join(ROOT, 'bench', 'results', args.quick ? 'quick.json' : 'latest.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${renderTable(json)}\n`);
+  log(`JSON: ${out}`);
+  return json.scenarios.some((s) => s.status === 'failed') ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    killAllLaunched();
+    process.exit(code);
+  },
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    killAllLaunched();
+    process.exit(2);
+  },
+);

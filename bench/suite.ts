@@ -1,0 +1,475 @@
+// The benchmark's plan: which systems run, with which load, in which order, and for how long.
+// Every system is started fresh for its group and stopped (by PID) before the next one starts.
+import { BenchConnection, type ClientMode } from './client-conn.js';
+import { measureIdle, measureLatency, measureWindow, newResult, type ScenarioResult } from './measure.js';
+import type { HandshakeSpec, IdleSpec, LatencySpec, StreamSpec } from './messages.js';
+import { type CryptoFloor, measureCryptoFloor } from './openssl.js';
+import { canPin, fileLimit } from './processes.js';
+import {
+  buildProxy,
+  type EchoDc,
+  LoadProcess,
+  type ProxyBuild,
+  type SystemUnderTest,
+  startEchoDc,
+  startMtkube,
+  startPeer,
+  startPlainRelay,
+} from './systems.js';
+
+export interface SuiteOptions {
+  readonly quick: boolean;
+  readonly fromSource: boolean;
+  /** Run this cli.js instead of compiling proxy/src (e.g. dist/proxy/src/cli.js of a release). */
+  readonly proxyCli: string | undefined;
+  readonly peerCommand: string | undefined;
+  /** Scenario id prefixes to run (e.g. "mtkube/bulk", "plain-relay/"); empty runs everything. */
+  readonly only: readonly string[];
+  /** Progress lines go here (stderr), so stdout stays the table or the JSON. */
+  readonly log: (line: string) => void;
+}
+
+export interface SuiteReport {
+  readonly quick: boolean;
+  readonly build: { readonly kind: ProxyBuild['kind']; readonly note: string | undefined };
+  readonly pinning: { readonly proxyCpus: string | undefined; readonly loadCpus: string | undefined };
+  readonly fdLimit: number;
+  readonly crypto: CryptoFloor;
+  readonly scenarios: ScenarioResult[];
+  readonly notes: string[];
+}
+
+interface Durations {
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  readonly latencySamples: number;
+  /** Idle connection counts; 0 stands for the largest the file-descriptor limit allows. */
+  readonly idleCounts: readonly [number, number];
+  readonly settleMs: number;
+  readonly opensslSeconds: number;
+}
+
+const FULL: Durations = {
+  warmupMs: 1500,
+  durationMs: 6000,
+  latencySamples: 3000,
+  idleCounts: [1000, 0],
+  settleMs: 2000,
+  opensslSeconds: 2,
+};
+const QUICK: Durations = {
+  warmupMs: 300,
+  durationMs: 700,
+  latencySamples: 100,
+  idleCounts: [100, 300],
+  settleMs: 300,
+  opensslSeconds: 1,
+};
+
+const BULK_PACKET = 16_384;
+const SMALL_PACKET = 256;
+const STREAM_CONNECTIONS = 4;
+const HANDSHAKE_CONCURRENCY = 8;
+const IDLE_WARMUP = 50;
+const TIMEOUT_MS = 10_000;
+/** fds a worker needs besides its two per client (listener, IPC, stdio, epoll, ...). */
+const WORKER_FD_RESERVE = 100;
+/** Ephemeral ports per destination on 127.0.0.1 (Linux default 32768-60999). */
+const PORT_RANGE = 28_000;
+
+/** The largest idle count one worker can hold: two fds per client (client and DC sockets). */
+export function largestIdleCount(limit: number): number {
+  return Math.max(1, Math.min(PORT_RANGE, Math.floor((limit - WORKER_FD_RESERVE) / 2)));
+}
+
+function target(sut: SystemUnderTest, mode: ClientMode) {
+  return {
+    port: sut.port,
+    mode,
+    secretHex: sut.secret.toString('hex'),
+    domain: sut.domain,
+    timeoutMs: TIMEOUT_MS,
+  };
+}
+
+/** One connection, one echoed packet: does this system serve this mode at all? */
+async function probe(sut: SystemUnderTest, mode: ClientMode): Promise<string | undefined> {
+  let conn: BenchConnection | undefined;
+  try {
+    conn = await BenchConnection.open(
+      { port: sut.port, mode, secret: sut.secret, domain: sut.domain, timeoutMs: 5000 },
+      Buffer.alloc(64, 7),
+    );
+    const opened = conn;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no echo within 5000 ms')), 5000);
+      opened.onEcho = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      opened.onFailure = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+    });
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    conn?.close();
+  }
+}
+
+/** A group of scenarios on one freshly started system. */
+interface Group {
+  readonly label: string;
+  /** The scenario ids the group can produce, to decide whether to start it at all. */
+  readonly ids: readonly string[];
+  readonly start: () => Promise<SystemUnderTest>;
+  readonly run: (sut: SystemUnderTest) => Promise<void>;
+  /** What the group's scenarios become when the system does not start (default: failed). */
+  readonly onStartFailure?: (message: string) => void;
+}
+
+export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
+  const d = options.quick ? QUICK : FULL;
+  const { log } = options;
+  const wanted = (id: string): boolean =>
+    options.only.length === 0 || options.only.some((p) => id.startsWith(p));
+  const pin = canPin();
+  const proxyCpus = pin ? '0' : undefined;
+  const loadCpus = pin ? '1' : undefined;
+  const pinned = pin;
+  const scenarios: ScenarioResult[] = [];
+  const notes: string[] = [];
+  if (!pin) notes.push('taskset is missing or may not pin: proxy and load share every CPU');
+
+  let crypto: CryptoFloor = { speeds: [], directSecondsPerGb: undefined, middleSecondsPerGb: undefined };
+  if (wanted('crypto/openssl')) {
+    log('crypto floor: openssl speed');
+    crypto = await measureCryptoFloor(d.opensslSeconds, proxyCpus);
+    if (crypto.error) notes.push(crypto.error);
+  }
+  log(options.proxyCli ? `proxy: ${options.proxyCli}` : 'compiling proxy/src into bench/.build');
+  const build = buildProxy(options.fromSource, options.proxyCli);
+  if (build.note) notes.push(build.note);
+  const fdLimit = fileLimit();
+
+  const dc = await startEchoDc(loadCpus);
+  const loads = [await LoadProcess.start(loadCpus), await LoadProcess.start(loadCpus)] as const;
+  const load = loads[0];
+
+  const streamSpec = (sut: SystemUnderTest, mode: ClientMode, packetSize: number): StreamSpec => ({
+    kind: 'stream',
+    ...target(sut, mode),
+    connections: STREAM_CONNECTIONS,
+    packetSize,
+    windowBytes: packetSize === BULK_PACKET ? 262_144 : 16_384,
+    warmupMs: d.warmupMs,
+    durationMs: d.durationMs,
+  });
+  const handshakeSpec = (sut: SystemUnderTest, mode: ClientMode): HandshakeSpec => ({
+    kind: 'handshakes',
+    ...target(sut, mode),
+    concurrency: HANDSHAKE_CONCURRENCY,
+    warmupMs: d.warmupMs,
+    durationMs: d.durationMs,
+  });
+  const latencySpec = (sut: SystemUnderTest, mode: ClientMode): LatencySpec => ({
+    kind: 'latency',
+    ...target(sut, mode),
+    samples: d.latencySamples,
+    warmupSamples: Math.ceil(d.latencySamples / 10),
+    gapMs: 1,
+  });
+  const idleSpec = (sut: SystemUnderTest, mode: ClientMode, count: number): IdleSpec => ({
+    kind: 'idle',
+    ...target(sut, mode),
+    timeoutMs: 30_000,
+    count,
+    concurrency: 64,
+  });
+
+  type Fields = Parameters<typeof newResult>[0];
+  /** Runs one scenario if it was asked for; a failure is recorded and the suite goes on. */
+  const scenario = async (fields: Fields, body: (result: ScenarioResult) => Promise<void>): Promise<void> => {
+    if (!wanted(fields.id)) return;
+    const result = newResult(fields);
+    scenarios.push(result);
+    log(`  ${result.id}`);
+    try {
+      await body(result);
+    } catch (err) {
+      result.status = 'failed';
+      result.errors.push((err as Error).message);
+    }
+    if (result.status === 'failed') log(`    FAILED: ${result.errors.join('; ').slice(0, 300)}`);
+  };
+  const settleUnrun = (fields: Fields, status: 'failed' | 'skipped', reason: string): void => {
+    if (!wanted(fields.id)) return;
+    const result = newResult(fields);
+    result.status = status;
+    if (status === 'skipped') result.reason = reason;
+    else result.errors.push(reason);
+    scenarios.push(result);
+    log(`  ${result.id}: ${status} (${reason.slice(0, 300)})`);
+  };
+
+  const relayKinds = ['bulk', 'small', 'handshakes'] as const;
+  const relayFields = (system: string, modes: readonly ClientMode[], latencyMode?: ClientMode): Fields[] => [
+    ...modes.flatMap((mode) =>
+      relayKinds.map((kind) => ({ id: `${system}/${kind}/${mode}`, system, kind, mode, workers: 1, pinned })),
+    ),
+    ...(latencyMode === undefined
+      ? []
+      : [
+          {
+            id: `${system}/latency/${latencyMode}`,
+            system,
+            kind: 'latency' as const,
+            mode: latencyMode,
+            workers: 1,
+            pinned,
+          },
+        ]),
+  ];
+  /** Bulk, small and handshakes for each of the system's modes, then latency in one mode. */
+  const relaySuite = async (sut: SystemUnderTest, system: string, latencyMode?: ClientMode) => {
+    for (const f of relayFields(system, sut.modes, latencyMode)) {
+      await scenario(f, async (r) => {
+        if (f.kind === 'latency') return measureLatency(load, latencySpec(sut, f.mode as ClientMode), r);
+        const mode = f.mode as ClientMode;
+        const spec =
+          f.kind === 'handshakes'
+            ? handshakeSpec(sut, mode)
+            : streamSpec(sut, mode, f.kind === 'bulk' ? BULK_PACKET : SMALL_PACKET);
+        return measureWindow(sut, [load], [spec], r);
+      });
+    }
+  };
+  const failing = (fields: readonly Fields[]) => (message: string) => {
+    for (const f of fields) settleUnrun(f, 'failed', `could not start: ${message}`);
+  };
+
+  const mtkube =
+    (workers: number, cpus: string | undefined, fakeTls = false) =>
+    () =>
+      startMtkube({ build, dcPort: dc.port, workers, cpus, fakeTls });
+  const groups: Group[] = [];
+
+  const direct = relayFields('mtkube', ['plain', 'dd'], 'plain');
+  groups.push({
+    label: 'our proxy, direct mode, 1 worker',
+    ids: direct.map((f) => f.id),
+    start: mtkube(1, proxyCpus),
+    run: (sut) => relaySuite(sut, 'mtkube', 'plain'),
+    onStartFailure: failing(direct),
+  });
+
+  const tls = relayFields('mtkube', ['ee']);
+  groups.push({
+    label: 'our proxy, fake TLS (ee), 1 worker',
+    ids: tls.map((f) => f.id),
+    start: mtkube(1, proxyCpus, true),
+    run: async (sut) => {
+      const why = await probe(sut, 'ee');
+      if (why === undefined) return relaySuite(sut, 'mtkube');
+      for (const f of tls) {
+        settleUnrun(
+          f,
+          'skipped',
+          `the proxy started with FAKE_TLS_DOMAIN but a fake-TLS client got no echo (${why})`,
+        );
+      }
+    },
+    onStartFailure: (message) => {
+      const why = message.split('\n').slice(1).join(' ').trim().slice(0, 200);
+      for (const f of tls) settleUnrun(f, 'skipped', `the proxy does not start with FAKE_TLS_DOMAIN: ${why}`);
+    },
+  });
+
+  const relay = relayFields('plain-relay', ['secretless'], 'secretless');
+  groups.push({
+    label: 'plain TCP relay (no crypto), 1 worker',
+    ids: relay.map((f) => f.id),
+    start: () => startPlainRelay(build, dc.port, 1, proxyCpus),
+    run: (sut) => relaySuite(sut, 'plain-relay', 'secretless'),
+    onStartFailure: failing(relay),
+  });
+
+  groups.push({
+    label: 'no relay: the client straight to the echo DC',
+    ids: ['no-relay/latency/secretless'],
+    start: async () => dcAsSystem(dc),
+    run: (sut) =>
+      scenario(
+        {
+          id: 'no-relay/latency/secretless',
+          system: 'no-relay',
+          kind: 'latency',
+          mode: 'secretless',
+          workers: 0,
+          pinned,
+        },
+        (r) => measureLatency(load, latencySpec(sut, 'secretless'), r),
+      ),
+  });
+
+  for (const workers of [1, 2]) {
+    const f: Fields = {
+      id: `mtkube/throughput/plain/${workers}w`,
+      system: 'mtkube',
+      kind: 'throughput',
+      mode: 'plain',
+      workers,
+      pinned: false,
+    };
+    groups.push({
+      label: `our proxy, ${workers} worker(s), unpinned, two load processes`,
+      ids: [f.id],
+      start: mtkube(workers, undefined),
+      run: (sut) =>
+        scenario(f, (r) =>
+          measureWindow(
+            sut,
+            loads,
+            loads.map(() => streamSpec(sut, 'plain', BULK_PACKET)),
+            r,
+          ),
+        ),
+      onStartFailure: failing([f]),
+    });
+  }
+
+  const [fewIdle, manyIdle] = d.idleCounts;
+  const idleCounts = [fewIdle, manyIdle === 0 ? largestIdleCount(fdLimit) : manyIdle];
+  for (const count of idleCounts) {
+    const f: Fields = {
+      id: `mtkube/idle/${count}`,
+      system: 'mtkube',
+      kind: 'idle',
+      mode: 'plain',
+      workers: 1,
+      pinned,
+    };
+    groups.push({
+      label: `our proxy, fresh, ${count} idle connections`,
+      ids: [f.id],
+      start: mtkube(1, proxyCpus),
+      run: (sut) =>
+        scenario(f, (r) =>
+          measureIdle(
+            sut,
+            load,
+            idleSpec(sut, 'plain', IDLE_WARMUP),
+            idleSpec(sut, 'plain', count),
+            d.settleMs,
+            r,
+          ),
+        ),
+      onStartFailure: failing([f]),
+    });
+  }
+  for (const count of idleCounts) {
+    const f: Fields = {
+      id: `plain-relay/idle/${count}`,
+      system: 'plain-relay',
+      kind: 'idle',
+      mode: 'secretless',
+      workers: 1,
+      pinned,
+    };
+    groups.push({
+      label: `plain relay, fresh, ${count} idle connections`,
+      ids: [f.id],
+      start: () => startPlainRelay(build, dc.port, 1, proxyCpus),
+      run: (sut) =>
+        scenario(f, (r) =>
+          measureIdle(
+            sut,
+            load,
+            idleSpec(sut, 'secretless', IDLE_WARMUP),
+            idleSpec(sut, 'secretless', count),
+            d.settleMs,
+            r,
+          ),
+        ),
+      onStartFailure: failing([f]),
+    });
+  }
+
+  settleUnrun(
+    { id: 'mtkube/bulk/middle', system: 'mtkube', kind: 'bulk', mode: 'middle', workers: 1, pinned },
+    'skipped',
+    'middle-proxy mode cannot be pointed at a stand-in middle proxy yet (no setting for the proxy secret and config sources)',
+  );
+
+  const peerCommand = options.peerCommand;
+  if (peerCommand === undefined) {
+    notes.push(
+      'no peer proxy: set BENCH_PEER_PROXY to a command that starts one (see startPeer in bench/systems.ts)',
+    );
+  } else {
+    const peer = relayFields('peer', ['plain', 'dd'], 'plain');
+    groups.push({
+      label: `peer proxy: ${peerCommand}`,
+      ids: peer.map((f) => f.id),
+      start: () => startPeer(peerCommand, dc.port, proxyCpus),
+      run: async (sut) => {
+        const modes: ClientMode[] = [];
+        for (const mode of sut.modes) {
+          const why = await probe(sut, mode);
+          if (why === undefined) modes.push(mode);
+          else notes.push(`peer proxy: ${mode} clients get no echo (${why})`);
+        }
+        await relaySuite({ ...sut, modes }, 'peer', modes[0]);
+      },
+      onStartFailure: failing(peer),
+    });
+  }
+
+  try {
+    for (const group of groups) {
+      if (!group.ids.some(wanted)) continue;
+      log(group.label);
+      let sut: SystemUnderTest;
+      try {
+        sut = await group.start();
+      } catch (err) {
+        (group.onStartFailure ?? (() => {}))((err as Error).message);
+        continue;
+      }
+      try {
+        await group.run(sut);
+      } finally {
+        await sut.stop();
+      }
+    }
+  } finally {
+    await Promise.all([...loads.map((l) => l.stop()), dc.stop()]);
+  }
+
+  return {
+    quick: options.quick,
+    build: { kind: build.kind, note: build.note },
+    pinning: { proxyCpus, loadCpus },
+    fdLimit,
+    crypto,
+    scenarios,
+    notes,
+  };
+}
+
+/** The echo DC itself as a "system", for the round trip without any relay. */
+function dcAsSystem(dc: EchoDc): SystemUnderTest {
+  return {
+    name: 'plain-relay',
+    port: dc.port,
+    secret: Buffer.alloc(16),
+    domain: '',
+    modes: ['secretless'],
+    process: dc.process,
+    pids: () => [dc.process.pid],
+    stop: async () => {},
+  };
+}
