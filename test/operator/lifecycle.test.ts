@@ -138,6 +138,16 @@ describe('operator: an MTProxy from creation to deletion', function () {
     expect(out.trim().split('\n')).to.have.length(3);
   });
 
+  it('reports what the schema cannot catch (an unknown time zone) as Degraded InvalidSpec', async () => {
+    await bed.startOperator();
+    await bed.applyProxy('tg', { restart: { enabled: true, timeZone: 'Mars/Olympus_Mons' } });
+    const mtp = await bed.waitForCondition('tg', 'Degraded', 'True', 'InvalidSpec');
+    expect(mtp.status?.conditions?.find((c) => c.type === 'Degraded')?.message).to.include('spec.restart');
+    expect(await bed.find('deployment', 'tg')).to.equal(undefined);
+    await bed.applyProxy('tg', { restart: { enabled: true, timeZone: 'Asia/Tokyo' } });
+    await bed.waitForCondition('tg', 'Ready', 'True');
+  });
+
   it('an operator restart, a spec edit and a higher count keep the secrets already given out', async () => {
     let op = await bed.startOperator();
     await bed.applyProxy('tg', { publicAddress: { host: 'p.example.com' } });
