@@ -5,7 +5,7 @@
 // secretless header a DC expects and the echo DC answers them directly.
 //
 // Environment: PORT, WORKERS (default 1), DC_PORT (the echo DC on 127.0.0.1).
-// Prints "plain relay listening" once every worker listens; exits on SIGTERM.
+// Prints "plain relay listening" once every worker listens; exits, workers first, on SIGTERM.
 import cluster from 'node:cluster';
 import { connect, createServer, type Socket } from 'node:net';
 
@@ -66,11 +66,17 @@ if (cluster.isPrimary) {
       if (msg === 'listening' && ++listening === workers) process.stdout.write('plain relay listening\n');
     });
   }
+  // Workers exit on SIGTERM through process.exit, so that profilers write their files.
   process.once('SIGTERM', () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGKILL');
-    process.exit(0);
+    const left = Object.values(cluster.workers ?? {});
+    if (left.length === 0) process.exit(0);
+    cluster.on('exit', () => {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    });
+    for (const worker of left) worker?.process.kill('SIGTERM');
   });
 } else {
+  process.once('SIGTERM', () => process.exit(0));
   const server = createServer({ noDelay: true }, serve);
   server.listen({ port, host: '127.0.0.1', exclusive: true, reusePort: true }, () =>
     process.send?.('listening'),

@@ -1,7 +1,8 @@
-// `npm run bench -- --profile`: runs our proxy under bulk, small-packet and handshake load with
-// V8's CPU profiler on in every process of its tree (NODE_OPTIONS reaches cluster workers too),
-// then summarises the worker's and the primary's profiles. Profiling slows the proxy down, so
-// these runs are separate from the measured ones and their figures are only a guide.
+// `npm run bench -- --profile`: runs our proxy (and the plain relay, for comparison) under bulk,
+// small-packet and handshake load with V8's CPU profiler on in every process of the tree
+// (NODE_OPTIONS reaches cluster workers too), then summarises the worker's and the primary's
+// profiles. Profiling slows the proxy down, so these runs are separate from the measured ones and
+// their figures are only a guide.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClientMode } from './client-conn.js';
@@ -9,7 +10,16 @@ import { measureWindow, newResult } from './measure.js';
 import type { LoadSpec } from './messages.js';
 import { canPin } from './processes.js';
 import { type CpuProfile, ourInclusive, renderSummary, summarizeProfile } from './profile-summary.js';
-import { buildProxy, LoadProcess, startEchoDc, startMtkube } from './systems.js';
+import {
+  buildProxy,
+  type EchoServer,
+  LoadProcess,
+  type SystemUnderTest,
+  startEchoDc,
+  startEchoMiddle,
+  startMtkube,
+  startPlainRelay,
+} from './systems.js';
 
 export interface ProfileOptions {
   readonly outDir: string;
@@ -21,11 +31,26 @@ export interface ProfileOptions {
   readonly log: (line: string) => void;
 }
 
+type Target = 'direct' | 'fake-tls' | 'middle' | 'plain-relay';
+
 interface ProfileRun {
   readonly name: string;
-  readonly fakeTls: boolean;
-  readonly spec: (port: number, secretHex: string, domain: string) => LoadSpec;
+  readonly target: Target;
+  readonly mode: ClientMode;
+  readonly load: 'bulk' | 'small' | 'handshakes';
 }
+
+const RUNS: readonly ProfileRun[] = [
+  { name: 'bulk-16k-plain', target: 'direct', mode: 'plain', load: 'bulk' },
+  { name: 'bulk-16k-relay', target: 'plain-relay', mode: 'secretless', load: 'bulk' },
+  { name: 'bulk-16k-middle', target: 'middle', mode: 'plain', load: 'bulk' },
+  { name: 'small-256-plain', target: 'direct', mode: 'plain', load: 'small' },
+  { name: 'small-256-middle', target: 'middle', mode: 'plain', load: 'small' },
+  { name: 'handshakes-plain', target: 'direct', mode: 'plain', load: 'handshakes' },
+  { name: 'handshakes-dd', target: 'direct', mode: 'dd', load: 'handshakes' },
+  { name: 'handshakes-ee', target: 'fake-tls', mode: 'ee', load: 'handshakes' },
+  { name: 'handshakes-middle', target: 'middle', mode: 'plain', load: 'handshakes' },
+];
 
 /** The profile files in `dir` written by process `pid` (CPU.<date>.<time>.<pid>.<tid>.<seq>). */
 function profilesOf(dir: string, pid: number): string[] {
@@ -39,89 +64,82 @@ export async function runProfiles(options: ProfileOptions): Promise<string> {
   const durationMs = options.quick ? 1000 : 8000;
   const cpus = canPin() ? { proxy: '0', load: '1' } : { proxy: undefined, load: undefined };
   const build = buildProxy(options.fromSource, options.proxyCli);
+  const runs = RUNS.filter(
+    (r) => options.only.length === 0 || options.only.some((p) => r.name.startsWith(p)),
+  );
   const dc = await startEchoDc(cpus.load);
   const load = await LoadProcess.start(cpus.load);
-  const common = (port: number, secretHex: string, domain: string, mode: ClientMode) => ({
-    port,
-    mode,
-    secretHex,
-    domain,
-    timeoutMs: 10_000,
-  });
-  const stream =
-    (mode: ClientMode, packetSize: number, windowBytes: number) =>
-    (port: number, secretHex: string, domain: string): LoadSpec => ({
+  let middle: EchoServer | undefined;
+
+  const start = async (target: Target, profileDir: string): Promise<SystemUnderTest> => {
+    if (target === 'plain-relay') {
+      return startPlainRelay({ build, dcPort: dc.port, workers: 1, cpus: cpus.proxy, profileDir });
+    }
+    if (target === 'middle') middle ??= await startEchoMiddle(cpus.load);
+    return startMtkube({
+      build,
+      dcPort: dc.port,
+      workers: 1,
+      cpus: cpus.proxy,
+      fakeTls: target === 'fake-tls',
+      middle: target === 'middle' ? middle : undefined,
+      profileDir,
+    });
+  };
+  const specFor = (run: ProfileRun, sut: SystemUnderTest): LoadSpec => {
+    const base = {
+      port: sut.port,
+      mode: run.mode,
+      secretHex: sut.secret.toString('hex'),
+      domain: sut.domain,
+    };
+    const window = { warmupMs, durationMs, timeoutMs: 10_000 };
+    if (run.load === 'handshakes') return { kind: 'handshakes', ...base, ...window, concurrency: 8 };
+    const bulk = run.load === 'bulk';
+    return {
       kind: 'stream',
-      ...common(port, secretHex, domain, mode),
+      ...base,
+      ...window,
       connections: 4,
-      packetSize,
-      windowBytes,
-      warmupMs,
-      durationMs,
-    });
-  const handshakes =
-    (mode: ClientMode) =>
-    (port: number, secretHex: string, domain: string): LoadSpec => ({
-      kind: 'handshakes',
-      ...common(port, secretHex, domain, mode),
-      concurrency: 8,
-      warmupMs,
-      durationMs,
-    });
-  const runs: ProfileRun[] = [
-    { name: 'bulk-16k-plain', fakeTls: false, spec: stream('plain', 16_384, 262_144) },
-    { name: 'small-256-plain', fakeTls: false, spec: stream('plain', 256, 16_384) },
-    { name: 'handshakes-plain', fakeTls: false, spec: handshakes('plain') },
-    { name: 'handshakes-dd', fakeTls: false, spec: handshakes('dd') },
-    { name: 'handshakes-ee', fakeTls: true, spec: handshakes('ee') },
-  ];
+      packetSize: bulk ? 16_384 : 256,
+      windowBytes: bulk ? 262_144 : 16_384,
+    };
+  };
+
   const out: string[] = [];
   const summaries: Record<string, unknown> = {};
   mkdirSync(options.outDir, { recursive: true });
   try {
     for (const run of runs) {
-      if (options.only.length > 0 && !options.only.some((p) => run.name.startsWith(p))) continue;
       options.log(`profiling ${run.name}`);
       const dir = join(options.outDir, run.name);
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
-      let sut: Awaited<ReturnType<typeof startMtkube>>;
+      let sut: SystemUnderTest;
       try {
-        sut = await startMtkube({
-          build,
-          dcPort: dc.port,
-          workers: 1,
-          cpus: cpus.proxy,
-          fakeTls: run.fakeTls,
-          profileDir: dir,
-        });
+        sut = await start(run.target, dir);
       } catch (err) {
-        out.push(`${run.name}: proxy did not start (${(err as Error).message.split('\n')[0]})`);
+        out.push(`== ${run.name}: did not start (${(err as Error).message.split('\n')[0]})`);
         continue;
       }
       const [primaryPid, workerPid] = sut.pids();
       const result = newResult({
         id: run.name,
-        system: 'mtkube',
-        kind: 'bulk',
-        mode: 'plain',
+        system: sut.name,
+        kind: run.load,
+        mode: run.mode,
         workers: 1,
-        pinned: true,
+        pinned: cpus.proxy !== undefined,
       });
       try {
-        await measureWindow(
-          sut,
-          [load],
-          [run.spec(sut.port, sut.secret.toString('hex'), sut.domain)],
-          result,
-        );
+        await measureWindow(sut, [load], [specFor(run, sut)], result);
       } catch (err) {
         result.status = 'failed';
         result.errors.push((err as Error).message);
       }
       await sut.stop();
       if (result.status !== 'ok') {
-        out.push(`${run.name}: load failed (${result.errors.join('; ').slice(0, 200)})`);
+        out.push(`== ${run.name}: load failed (${result.errors.join('; ').slice(0, 200)})`);
         continue;
       }
       const figures = Object.entries(result.figures)
@@ -150,7 +168,7 @@ export async function runProfiles(options: ProfileOptions): Promise<string> {
       }
     }
   } finally {
-    await Promise.all([load.stop(), dc.stop()]);
+    await Promise.all([load.stop(), dc.stop(), middle?.stop()]);
   }
   const text = out.join('\n');
   writeFileSync(join(options.outDir, 'summary.txt'), `${text}\n`);

@@ -121,7 +121,7 @@ function rowsOf(report: SuiteReport): Row[] {
     'small',
     (f) => f.cpuSecondsPerGb,
     2,
-    (m) => (m === 'ee' ? undefined : t.directSmallCpuSecondsPerGb),
+    (m) => (m === 'plain' || m === 'dd' ? t.directSmallCpuSecondsPerGb : undefined),
   );
   perMode(
     'MB/s relayed, 256 B',
@@ -209,6 +209,12 @@ function pad(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
 }
 
+const BUILD_KINDS = {
+  compiled: 'compiled JavaScript (bench/.build)',
+  source: 'TypeScript sources via tsx',
+  given: 'the build given with --cli',
+} as const;
+
 export function renderTable(json: BenchJson): string {
   const m = json.machine;
   const lines: string[] = [];
@@ -223,8 +229,12 @@ export function renderTable(json: BenchJson): string {
       ? 'nothing pinned'
       : `proxy on CPU ${json.pinning.proxyCpus}, load and echo DC on CPU ${json.pinning.loadCpus}`;
   lines.push(
-    `proxy: ${json.build.kind === 'compiled' ? 'compiled JavaScript (bench/.build)' : 'TypeScript sources via tsx'}, direct mode, ${pin}; CPU = whole process tree (primary + workers)`,
+    `proxy: ${BUILD_KINDS[json.build.kind]}, ${pin}; CPU = whole process tree (primary + workers), per 10^9 bytes relayed (both directions)`,
   );
+  lines.push(
+    'modes: plain = intermediate with a plain secret, dd = padded (dd secret), ee = fake TLS, all direct to the echo DC;',
+  );
+  lines.push('       middle = plain clients in middle-proxy mode (TAG) through the echo middle proxy');
   lines.push('');
   const header = ['figure', 'mode', 'mtkube', 'plain relay', 'peer', 'target', 'verdict'];
   const body = rowsOf(json).map((r) => [

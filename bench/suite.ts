@@ -7,11 +7,12 @@ import { type CryptoFloor, measureCryptoFloor } from './openssl.js';
 import { canPin, fileLimit } from './processes.js';
 import {
   buildProxy,
-  type EchoDc,
+  type EchoServer,
   LoadProcess,
   type ProxyBuild,
   type SystemUnderTest,
   startEchoDc,
+  startEchoMiddle,
   startMtkube,
   startPeer,
   startPlainRelay,
@@ -233,18 +234,19 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
           },
         ]),
   ];
+  /** One measurement of `kind` on a started system, with clients in `mode`. */
+  const measure = (sut: SystemUnderTest, kind: Fields['kind'], mode: ClientMode, r: ScenarioResult) => {
+    if (kind === 'latency') return measureLatency(load, latencySpec(sut, mode), r);
+    const spec =
+      kind === 'handshakes'
+        ? handshakeSpec(sut, mode)
+        : streamSpec(sut, mode, kind === 'bulk' ? BULK_PACKET : SMALL_PACKET);
+    return measureWindow(sut, [load], [spec], r);
+  };
   /** Bulk, small and handshakes for each of the system's modes, then latency in one mode. */
   const relaySuite = async (sut: SystemUnderTest, system: string, latencyMode?: ClientMode) => {
     for (const f of relayFields(system, sut.modes, latencyMode)) {
-      await scenario(f, async (r) => {
-        if (f.kind === 'latency') return measureLatency(load, latencySpec(sut, f.mode as ClientMode), r);
-        const mode = f.mode as ClientMode;
-        const spec =
-          f.kind === 'handshakes'
-            ? handshakeSpec(sut, mode)
-            : streamSpec(sut, mode, f.kind === 'bulk' ? BULK_PACKET : SMALL_PACKET);
-        return measureWindow(sut, [load], [spec], r);
-      });
+      await scenario(f, (r) => measure(sut, f.kind, f.mode as ClientMode, r));
     }
   };
   const failing = (fields: readonly Fields[]) => (message: string) => {
@@ -292,7 +294,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   groups.push({
     label: 'plain TCP relay (no crypto), 1 worker',
     ids: relay.map((f) => f.id),
-    start: () => startPlainRelay(build, dc.port, 1, proxyCpus),
+    start: () => startPlainRelay({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus }),
     run: (sut) => relaySuite(sut, 'plain-relay', 'secretless'),
     onStartFailure: failing(relay),
   });
@@ -382,7 +384,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     groups.push({
       label: `plain relay, fresh, ${count} idle connections`,
       ids: [f.id],
-      start: () => startPlainRelay(build, dc.port, 1, proxyCpus),
+      start: () => startPlainRelay({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus }),
       run: (sut) =>
         scenario(f, (r) =>
           measureIdle(
@@ -398,11 +400,28 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     });
   }
 
-  settleUnrun(
-    { id: 'mtkube/bulk/middle', system: 'mtkube', kind: 'bulk', mode: 'middle', workers: 1, pinned },
-    'skipped',
-    'middle-proxy mode cannot be pointed at a stand-in middle proxy yet (no setting for the proxy secret and config sources)',
-  );
+  // Middle mode: clients in plain (intermediate) mode, through the echo middle proxy.
+  let middle: EchoServer | undefined;
+  const middleFields: Fields[] = (['bulk', 'small', 'handshakes', 'latency'] as const).map((kind) => ({
+    id: `mtkube/${kind}/middle`,
+    system: 'mtkube',
+    kind,
+    mode: 'middle',
+    workers: 1,
+    pinned,
+  }));
+  groups.push({
+    label: 'our proxy, middle-proxy mode, 1 worker',
+    ids: middleFields.map((f) => f.id),
+    start: async () => {
+      middle ??= await startEchoMiddle(loadCpus);
+      return startMtkube({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus, fakeTls: false, middle });
+    },
+    run: async (sut) => {
+      for (const f of middleFields) await scenario(f, (r) => measure(sut, f.kind, 'plain', r));
+    },
+    onStartFailure: failing(middleFields),
+  });
 
   const peerCommand = options.peerCommand;
   if (peerCommand === undefined) {
@@ -446,7 +465,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       }
     }
   } finally {
-    await Promise.all([...loads.map((l) => l.stop()), dc.stop()]);
+    await Promise.all([...loads.map((l) => l.stop()), dc.stop(), middle?.stop()]);
   }
 
   return {
@@ -461,7 +480,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
 }
 
 /** The echo DC itself as a "system", for the round trip without any relay. */
-function dcAsSystem(dc: EchoDc): SystemUnderTest {
+function dcAsSystem(dc: EchoServer): SystemUnderTest {
   return {
     name: 'plain-relay',
     port: dc.port,

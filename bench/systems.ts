@@ -3,7 +3,7 @@
 // a peer proxy given by command. Also the echo DC and the load clients they are measured with.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -143,6 +143,17 @@ async function waitUntil(what: string, proc: Launched, ready: () => Promise<bool
   throw new Error(`${what} not ready within ${READY_TIMEOUT_MS} ms:\n${proc.output().slice(-2000)}`);
 }
 
+/**
+ * NODE_OPTIONS for a system under test: BENCH_PROXY_NODE_OPTIONS (to try Node or V8 flags, e.g.
+ * --max-semi-space-size=16) and the CPU profiler when profiling.
+ */
+function nodeOptions(profileDir: string | undefined): NodeJS.ProcessEnv {
+  const flags = [process.env.BENCH_PROXY_NODE_OPTIONS ?? ''];
+  if (profileDir !== undefined) flags.push(`--cpu-prof --cpu-prof-dir=${profileDir}`);
+  const joined = flags.join(' ').trim();
+  return joined === '' ? {} : { NODE_OPTIONS: joined };
+}
+
 export interface MtkubeOptions {
   readonly build: ProxyBuild;
   readonly dcPort: number;
@@ -152,7 +163,12 @@ export interface MtkubeOptions {
   readonly fakeTls: boolean;
   /** Write V8 CPU profiles of every process of the tree into this directory. */
   readonly profileDir?: string | undefined;
+  /** Middle-proxy mode through this echo middle proxy instead of direct mode. */
+  readonly middle?: EchoServer | undefined;
 }
+
+/** Any 16 bytes: middle mode needs an advertising tag, the echo middle proxy ignores it. */
+const BENCH_TAG = '0123456789abcdef0123456789abcdef';
 
 export const BENCH_DOMAIN = 'bench.example';
 
@@ -182,10 +198,23 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';
   }
-  // BENCH_PROXY_NODE_OPTIONS tries Node or V8 flags on the proxy (e.g. --max-semi-space-size=16).
-  const nodeOptions = [process.env.BENCH_PROXY_NODE_OPTIONS ?? ''];
-  if (options.profileDir !== undefined) nodeOptions.push(`--cpu-prof --cpu-prof-dir=${options.profileDir}`);
-  if (nodeOptions.join('').trim() !== '') env.NODE_OPTIONS = nodeOptions.join(' ').trim();
+  if (options.middle?.secret !== undefined) {
+    // Telegram's two files, as local files: the secret and a config sending every DC to the echo.
+    const secretFile = join(dataDir, 'proxy-secret');
+    const configFile = join(dataDir, 'proxy-config');
+    writeFileSync(secretFile, options.middle.secret);
+    const targets = [1, 2, 3, 4, 5].flatMap((dc) => [dc, -dc]);
+    const lines = targets.map((dc) => `proxy_for ${dc} 127.0.0.1:${options.middle!.port};`);
+    writeFileSync(configFile, ['default 2;', ...lines, ''].join('\n'));
+    Object.assign(env, {
+      MODE: 'middle',
+      TAG: BENCH_TAG,
+      PROXY_SECRET_URL: secretFile,
+      PROXY_CONFIG_URL: configFile,
+      CONFIG_REFRESH_INTERVAL: '0',
+    });
+  }
+  Object.assign(env, nodeOptions(options.profileDir));
   const proc = launch([process.execPath, ...options.build.proxyArgs], { env, cpus: options.cpus, cwd: ROOT });
   const cleanup = (): void => rmSync(dataDir, { recursive: true, force: true });
   try {
@@ -213,14 +242,24 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
   };
 }
 
-export async function startPlainRelay(
-  build: ProxyBuild,
-  dcPort: number,
-  workers: number,
-  cpus: string | undefined,
-): Promise<SystemUnderTest> {
+export interface RelayOptions {
+  readonly build: ProxyBuild;
+  readonly dcPort: number;
+  readonly workers: number;
+  readonly cpus: string | undefined;
+  readonly profileDir?: string | undefined;
+}
+
+export async function startPlainRelay(options: RelayOptions): Promise<SystemUnderTest> {
+  const { build, dcPort, workers, cpus } = options;
   const port = await freePort();
-  const env = { ...baseEnv(), PORT: String(port), WORKERS: String(workers), DC_PORT: String(dcPort) };
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv(),
+    PORT: String(port),
+    WORKERS: String(workers),
+    DC_PORT: String(dcPort),
+  };
+  Object.assign(env, nodeOptions(options.profileDir));
   const proc = launch([process.execPath, ...build.relayArgs], { env, cpus, cwd: ROOT });
   await waitUntil('plain relay', proc, async () => proc.output().includes('plain relay listening'));
   return {
@@ -274,34 +313,43 @@ function tsxArgs(file: string): string[] {
   return ['--import', 'tsx', join(BENCH, file)];
 }
 
-export interface EchoDc {
+export interface EchoServer {
   readonly port: number;
   readonly process: Launched;
+  /** The echo middle proxy's proxy secret (what getProxySecret would return). */
+  readonly secret: Buffer | undefined;
   stop(): Promise<void>;
 }
 
-export async function startEchoDc(cpus: string | undefined): Promise<EchoDc> {
-  const proc = launch([process.execPath, ...tsxArgs('echo-dc.ts')], {
-    env: baseEnv(),
-    cpus,
-    ipc: true,
-    cwd: ROOT,
-  });
-  const port = await new Promise<number>((resolve, reject) => {
+/** Starts bench/echo-dc.ts or bench/echo-middle.ts and waits for the port it listens on. */
+async function startEchoServer(file: string, cpus: string | undefined): Promise<EchoServer> {
+  const proc = launch([process.execPath, ...tsxArgs(file)], { env: baseEnv(), cpus, ipc: true, cwd: ROOT });
+  type Listening = { type: string; port?: number; secretHex?: string };
+  const listening = await new Promise<Listening>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`echo DC did not start:\n${proc.output()}`)),
+      () => reject(new Error(`${file} did not start:\n${proc.output()}`)),
       READY_TIMEOUT_MS,
     );
-    proc.child.on('message', (msg: { type: string; port?: number }) => {
+    proc.child.on('message', (msg: Listening) => {
       if (msg.type === 'listening' && msg.port !== undefined) {
         clearTimeout(timer);
-        resolve(msg.port);
+        resolve(msg);
       }
     });
-    void proc.exited.then(() => reject(new Error(`echo DC exited:\n${proc.output()}`)));
+    void proc.exited.then(() => reject(new Error(`${file} exited:\n${proc.output()}`)));
   });
-  return { port, process: proc, stop: () => stop(proc, 'SIGTERM', 5000) };
+  return {
+    port: listening.port!,
+    process: proc,
+    secret: listening.secretHex === undefined ? undefined : Buffer.from(listening.secretHex, 'hex'),
+    stop: () => stop(proc, 'SIGTERM', 5000),
+  };
 }
+
+export const startEchoDc = (cpus: string | undefined): Promise<EchoServer> =>
+  startEchoServer('echo-dc.ts', cpus);
+export const startEchoMiddle = (cpus: string | undefined): Promise<EchoServer> =>
+  startEchoServer('echo-middle.ts', cpus);
 
 /** A load-client process and the conversation with it. */
 export class LoadProcess {
