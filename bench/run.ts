@@ -11,7 +11,8 @@
 //   npm run bench -- --only P,Q   only the scenarios whose id starts with P or Q (e.g. mtkube/bulk)
 //   npm run bench -- --profile    CPU profiles of the proxy under bulk and handshake load instead
 //   BENCH_PEER_PROXY='cmd'        also measure a peer proxy (see bench/systems.ts startPeer)
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { killAllLaunched, processAccount } from './processes.js';
 import { runProfiles } from './profile.js';
@@ -68,6 +69,13 @@ function guard(deadlineMs: number): void {
   process.once('exit', () => killAllLaunched());
 }
 
+/** Results kept in the repository are formatted as `npm run lint` wants them. */
+function formatLikeTheRepo(file: string): void {
+  const biome = join(ROOT, 'node_modules/@biomejs/biome/bin/biome');
+  if (!file.startsWith(ROOT) || !existsSync(biome)) return;
+  spawnSync(process.execPath, [biome, 'format', '--write', file], { cwd: ROOT, stdio: 'ignore' });
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   guard(args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full);
@@ -108,6 +116,7 @@ async function main(): Promise<number> {
   const out = args.out ?? join(ROOT, 'bench', 'results', args.quick ? 'quick.json' : 'latest.json');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(json, null, 2)}\n`);
+  formatLikeTheRepo(out);
   process.stdout.write(args.json ? `${JSON.stringify(json, null, 2)}\n` : `${renderTable(json)}\n`);
   log(`JSON: ${out}`);
   return json.scenarios.some((s) => s.status === 'failed') ? 1 : 0;
