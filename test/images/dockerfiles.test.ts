@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import type { ControlPlane } from '../cluster/control-plane.js';
+import { createNamespace, deleteNamespace, getClusterOrSkip } from '../cluster/shared-cluster.js';
 import { type DockerfileFacts, readDockerfile } from '../support/dockerfile.js';
 import { eventually, httpGet } from '../support/http-get.js';
 import { Obfs2Client } from '../support/obfs2-client.js';
@@ -13,6 +15,42 @@ import { startStandinDc } from '../support/standin-dc.js';
 const run = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
 const SECRET = '00112233445566778899aabbccddeeff';
+
+/**
+ * The runtime stage's steps in a temporary directory: the production tree the lock file gives
+ * (here: the project's installed tree, hard-linked, with the dev dependencies pruned, so the test
+ * needs no network), the compiled output, package.json. Both images copy the same things.
+ */
+async function reproduceRuntimeStage(): Promise<string> {
+  const app = mkdtempSync(join(tmpdir(), 'mtkube-image-'));
+  cpSync(join(root, 'package.json'), join(app, 'package.json'));
+  cpSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
+  await run('cp', ['-al', join(root, 'node_modules'), join(app, 'node_modules')]);
+  // npm rewrites its hidden lockfile in place: drop the hard link so the prune cannot write the
+  // project's own node_modules/.package-lock.json (npm then reads the tree from the folders).
+  rmSync(join(app, 'node_modules', '.package-lock.json'), { force: true });
+  await run('npm', ['prune', '--omit=dev', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], {
+    cwd: app,
+    timeout: 120_000,
+  });
+  expect(existsSync(join(app, 'node_modules', 'typescript')), 'dev dependencies pruned').to.equal(false);
+  expect(existsSync(join(app, 'node_modules', 'prom-client')), 'runtime dependencies kept').to.equal(true);
+  await run(
+    process.execPath,
+    [
+      join(root, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      join(root, 'tsconfig.build.json'),
+      '--outDir',
+      join(app, 'dist'),
+    ],
+    {
+      cwd: root,
+      timeout: 120_000,
+    },
+  );
+  return app;
+}
 
 function commonChecks(name: string, facts: () => DockerfileFacts): void {
   it(`${name}: builds in stages and ships no build tools or dev dependencies`, () => {
@@ -81,35 +119,7 @@ describe('container images', () => {
     let app: string;
 
     before(async () => {
-      // The same steps as the image: the production tree the lock file gives (here: the project's
-      // installed tree, hard-linked, with the dev dependencies pruned, so the test needs no
-      // network), the compiled output, the same entrypoint.
-      app = mkdtempSync(join(tmpdir(), 'mtkube-image-'));
-      cpSync(join(root, 'package.json'), join(app, 'package.json'));
-      cpSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
-      await run('cp', ['-al', join(root, 'node_modules'), join(app, 'node_modules')]);
-      await run('npm', ['prune', '--omit=dev', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], {
-        cwd: app,
-        timeout: 120_000,
-      });
-      expect(existsSync(join(app, 'node_modules', 'typescript')), 'dev dependencies pruned').to.equal(false);
-      expect(existsSync(join(app, 'node_modules', 'prom-client')), 'runtime dependencies kept').to.equal(
-        true,
-      );
-      await run(
-        process.execPath,
-        [
-          join(root, 'node_modules/typescript/bin/tsc'),
-          '-p',
-          join(root, 'tsconfig.build.json'),
-          '--outDir',
-          join(app, 'dist'),
-        ],
-        {
-          cwd: root,
-          timeout: 120_000,
-        },
-      );
+      app = await reproduceRuntimeStage();
     });
     after(() => rmSync(app, { recursive: true, force: true }));
 
@@ -163,6 +173,102 @@ describe('container images', () => {
         await dc.stop();
         rmSync(data, { recursive: true, force: true });
       }
+    });
+  });
+  const operator = (): DockerfileFacts => readDockerfile(join(root, 'Dockerfile.operator'));
+
+  commonChecks('Dockerfile.operator', operator);
+
+  it('Dockerfile.operator: the same base as the proxy, METRICS_PORT exposed, stateless, the operator CLI', () => {
+    const f = operator();
+    const base = (d: DockerfileFacts) => d.stages.map((s) => `${s.image}:${s.tag}`);
+    expect(new Set(base(f))).to.deep.equal(new Set(base(proxy())));
+    expect(f.env.METRICS_PORT).to.equal('8080');
+    expect(f.exposed).to.deep.equal([8080]);
+    expect(f.volumes, 'the operator keeps no state of its own').to.deep.equal([]);
+    expect(f.entrypoint).to.deep.equal(['node', 'dist/operator/src/cli.js']);
+    expect(f.healthcheck!.join(' ')).to.include('process.env.METRICS_PORT').and.include('/healthz');
+  });
+
+  describe("the operator image's runtime stage, reproduced in a temporary directory", function () {
+    this.timeout(180_000);
+    let app: string | undefined;
+    let cluster: ControlPlane | undefined;
+    let ns: string | undefined;
+
+    before(async function () {
+      cluster = await getClusterOrSkip(this);
+      await cluster.kubectlOk([
+        'apply',
+        '--server-side',
+        '--force-conflicts',
+        '-f',
+        join(root, 'crds/mtkube.dev_mtproxies.yaml'),
+      ]);
+      await cluster.kubectlOk(
+        ['wait', '--for=condition=Established', 'crd/mtproxies.mtkube.dev', '--timeout=30s'],
+        { timeoutMs: 40_000 },
+      );
+      ns = await createNamespace(cluster, 'image');
+      app = await reproduceRuntimeStage();
+    });
+    after(async () => {
+      if (app) rmSync(app, { recursive: true, force: true });
+      if (cluster && ns) await deleteNamespace(cluster, ns);
+    });
+
+    it('runs the operator with the image environment and a kubeconfig: ready, reconciling, HEALTHCHECK passes, SIGTERM stops it', async () => {
+      const f = operator();
+      const metricsPort = await freePort();
+      const [cmd, ...args] = f.entrypoint;
+      expect(cmd).to.equal('node');
+      const env = {
+        PATH: process.env.PATH ?? '',
+        ...f.env,
+        // What the chart's Deployment sets; in a pod the ServiceAccount replaces KUBECONFIG.
+        KUBECONFIG: cluster!.kubeconfigPath,
+        METRICS_PORT: String(metricsPort),
+        METRICS_BIND: '127.0.0.1',
+        WATCH_NAMESPACES: ns!,
+        LEASE_NAMESPACE: ns!,
+      };
+      const child = spawn(process.execPath, args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        out += d;
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      try {
+        await eventually(
+          async () =>
+            (await httpGet(`http://127.0.0.1:${metricsPort}/readyz`)).status === 200 ? true : undefined,
+          30_000,
+        );
+        await cluster!.kubectlOk(['apply', '-n', ns!, '-f', '-'], {
+          input: JSON.stringify({
+            apiVersion: 'mtkube.dev/v1alpha1',
+            kind: 'MTProxy',
+            metadata: { name: 'from-image' },
+            spec: { publicAddress: { host: 'proxy.example.com' } },
+          }),
+        });
+        await eventually(async () => {
+          const r = await cluster!.kubectl(['get', 'secret', 'from-image-links', '-n', ns!, '-o', 'name']);
+          return r.code === 0 ? true : undefined;
+        }, 30_000);
+        const [hcmd, ...hargs] = f.healthcheck!;
+        expect(hcmd).to.equal('node');
+        await run(process.execPath, hargs, { env, timeout: 10_000 });
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\noperator output:\n${out.slice(-3000)}`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+      expect(await exited, out.slice(-2000)).to.equal(0);
+      expect(out).to.include('"message":"operator stopped"');
     });
   });
 });
