@@ -135,7 +135,7 @@ describe('operator: an MTProxy from creation to deletion', function () {
   it('accepts the examples in crds/examples', async () => {
     const dir = crdPath.replace(/mtkube\.dev_mtproxies\.yaml$/, 'examples');
     const out = await bed.kubectlOk(['apply', '--dry-run=server', '-f', dir]);
-    expect(out.trim().split('\n')).to.have.length(3);
+    expect(out.trim().split('\n')).to.have.length(4);
   });
 
   it('reports what the schema cannot catch (an unknown time zone) as Degraded InvalidSpec', async () => {

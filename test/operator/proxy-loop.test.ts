@@ -11,37 +11,19 @@ import { Obfs2Client } from '../support/obfs2-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../support/proxy-process.js';
 import { type StandinDc, startStandinDc } from '../support/standin-dc.js';
 import { gramjsHandshakeViaProxy } from '../support/telegram-client.js';
-import { type ContainerSpec, clusterWithCrd, type DeploymentJson, TestBed } from './support/harness.js';
+import { clusterWithCrd, type DeploymentJson, resolveContainerEnv, TestBed } from './support/harness.js';
 
 interface LinksJson {
   server: string;
   port: number;
-  links: { secret: string; form: 'ee' | 'dd' | 'plain'; tg: string; tme: string }[];
-}
-
-/** What the kubelet would give the container: values, Secret keys, downward-API fields. */
-async function resolveEnv(
-  bed: TestBed,
-  container: ContainerSpec,
-  podIP: string,
-): Promise<Record<string, string>> {
-  const env: Record<string, string> = {};
-  for (const e of container.env) {
-    if (e.value !== undefined) env[e.name] = e.value;
-    else if (e.valueFrom?.secretKeyRef) {
-      const { name, key } = e.valueFrom.secretKeyRef;
-      const value = (await bed.secretData(name))[key];
-      if (value === undefined) throw new Error(`Secret ${name} has no key ${key}`);
-      env[e.name] = value;
-    } else if (e.valueFrom?.fieldRef) {
-      const path = e.valueFrom.fieldRef.fieldPath;
-      if (path !== 'status.podIP' && path !== 'status.hostIP') throw new Error(`unexpected fieldRef ${path}`);
-      env[e.name] = podIP;
-    } else {
-      env[e.name] = '';
-    }
-  }
-  return env;
+  links: {
+    user: string;
+    secret: string;
+    enabled: boolean;
+    form: 'ee' | 'dd' | 'plain';
+    tg: string;
+    tme: string;
+  }[];
 }
 
 describe('operator: the rendered proxy serves a real client', function () {
@@ -87,7 +69,7 @@ describe('operator: the rendered proxy serves a real client', function () {
 
     const dep = await bed.get<DeploymentJson>('deployment', 'tg');
     const container = dep.spec.template.spec.containers[0]!;
-    const env = await resolveEnv(bed, container, '127.0.0.1');
+    const env = await resolveContainerEnv(bed, container, '127.0.0.1');
     // The pod's emptyDir at /data is a temporary directory here.
     const dataMount = container.volumeMounts?.find((m) => m.mountPath === env.DATA_DIR);
     expect(dataMount, 'DATA_DIR is a mounted volume').to.not.equal(undefined);

@@ -2,9 +2,10 @@
 // made (effective upstream mode, client modes, where EXTERNAL_IP comes from), and the checks the
 // CRD schema cannot express (time zones, IP literals). Renderers read only ProxySettings.
 import { isIP } from 'node:net';
+import { parseBytes } from '../../../proxy/src/config/users-file.js';
 import { type DailySchedule, parseDailySchedule, ScheduleError } from '../schedule/daily.js';
 import { DurationError, parseDurationSeconds } from './duration.js';
-import type { IntOrString, Mode, MTProxySpec, SecretKeyRef, ServiceType } from './types.js';
+import type { IntOrString, Mode, MTProxySpec, MTProxyUser, SecretKeyRef, ServiceType } from './types.js';
 
 export const DEFAULTS = {
   replicas: 1,
@@ -29,7 +30,27 @@ export type ResolvedExternalIPSource = 'Explicit' | 'LoadBalancer' | 'NodeHostIP
 
 export type SecretsSource =
   | { readonly kind: 'generated'; readonly count: number; readonly retain: boolean }
-  | { readonly kind: 'existing'; readonly name: string; readonly key: string };
+  | { readonly kind: 'existing'; readonly name: string; readonly key: string; readonly retain: boolean };
+
+/** A user as the users file needs it, minus the secret (which never is in the spec). */
+export interface UserSettings {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly maxConnections: number | undefined;
+  readonly maxUniqueIps: number | undefined;
+  readonly uniqueIpWindowSeconds: number | undefined;
+  /** As written: a byte count or a string such as "50GiB" (checked with the proxy's parser). */
+  readonly quota: IntOrString | undefined;
+  readonly expires: string | undefined;
+  /** Lowercase 32 hex digits. */
+  readonly adTag: string | undefined;
+  readonly secretRotation: number;
+}
+
+/** Where the users' secrets come from: generated and kept by the operator, or a Secret you manage. */
+export type UserSecretsSource =
+  | { readonly kind: 'generated' }
+  | { readonly kind: 'existing'; readonly name: string };
 
 export type AdTagSource =
   | { readonly kind: 'value'; readonly value: string }
@@ -51,9 +72,11 @@ export interface ProxySettings {
   readonly modes: readonly Mode[];
   readonly logLevel: string;
   readonly secrets: SecretsSource;
+  readonly users: readonly UserSettings[];
+  readonly userSecrets: UserSecretsSource;
   readonly adTag: AdTagSource | undefined;
   readonly upstreamMode: 'auto' | 'direct' | 'middle';
-  /** What `auto` means for this spec: middle proxies iff there is an ad tag. */
+  /** What `auto` means for this spec: middle proxies iff there is an ad tag (the proxy's or a user's). */
   readonly effectiveMode: 'direct' | 'middle';
   readonly preferIPv6: boolean | undefined;
   readonly dcAddresses: readonly { dc: number; address: string }[];
@@ -143,6 +166,38 @@ function resolveExternalIPSource(spec: MTProxySpec, serviceType: ServiceType, ho
   return 'Detect';
 }
 
+/** Names the proxy gives the secrets of SECRET; a user of that name would hide one of them. */
+const ENV_SECRET_NAME = /^secret[0-9]+$/;
+
+function resolveUsers(users: readonly MTProxyUser[], problems: string[]): UserSettings[] {
+  const seen = new Set<string>();
+  return users.map((u, i) => {
+    const where = `spec.users[${i}]`;
+    if (seen.has(u.name)) problems.push(`${where}.name: "${u.name}" is given twice`);
+    seen.add(u.name);
+    if (ENV_SECRET_NAME.test(u.name)) {
+      problems.push(`${where}.name: "${u.name}" is reserved for the secrets of spec.secrets`);
+    }
+    if (u.quota !== undefined && parseBytes(u.quota) === undefined) {
+      problems.push(`${where}.quota: "${u.quota}" is not a byte count such as 10737418240 or "10GiB"`);
+    }
+    if (u.expires !== undefined && Number.isNaN(Date.parse(u.expires))) {
+      problems.push(`${where}.expires: "${u.expires}" is not a date such as 2027-01-01T00:00:00Z`);
+    }
+    return {
+      name: u.name,
+      enabled: u.enabled ?? true,
+      maxConnections: u.maxConnections,
+      maxUniqueIps: u.maxUniqueIPs,
+      uniqueIpWindowSeconds: u.uniqueIPWindowSeconds,
+      quota: u.quota,
+      expires: u.expires,
+      adTag: u.adTag?.toLowerCase(),
+      secretRotation: u.secretRotation ?? 0,
+    };
+  });
+}
+
 /** Throws SpecError listing every problem found. */
 export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): ProxySettings {
   const problems: string[] = [];
@@ -169,6 +224,16 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
       : undefined;
   const upstreamMode = spec.upstream?.mode ?? 'auto';
   if (adTag && upstreamMode === 'direct') problems.push('spec.adTag: an ad tag needs the middle proxy');
+  const users = resolveUsers(spec.users ?? [], problems);
+  const userTags = users.some((u) => u.adTag !== undefined);
+  if (userTags && upstreamMode === 'direct') {
+    problems.push("spec.users: a user's ad tag needs the middle proxy");
+  }
+  const secretsSpec = spec.secrets ?? {};
+  const count = secretsSpec.count ?? 1;
+  if (count === 0 && !secretsSpec.existingSecretName && users.length === 0) {
+    problems.push('spec.secrets.count: 0 serves nobody without spec.users');
+  }
 
   const modes: Mode[] = spec.modes?.length ? [...spec.modes] : domain ? ['tls'] : ['secure'];
   if (modes.includes('tls') && !domain) problems.push('spec.modes: tls needs spec.fakeTLS.domain');
@@ -197,7 +262,7 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
   const pdb = spec.podDisruptionBudget;
   if (problems.length > 0) throw new SpecError(problems);
 
-  const secretsSpec = spec.secrets ?? {};
+  const retain = (secretsSpec.retentionPolicy ?? 'Retain') === 'Retain';
   return {
     replicas: spec.replicas ?? DEFAULTS.replicas,
     paused: spec.paused ?? false,
@@ -216,15 +281,16 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
           kind: 'existing',
           name: secretsSpec.existingSecretName,
           key: secretsSpec.existingSecretKey ?? DEFAULTS.secretsKey,
+          retain,
         }
-      : {
-          kind: 'generated',
-          count: secretsSpec.count ?? 1,
-          retain: (secretsSpec.retentionPolicy ?? 'Retain') === 'Retain',
-        },
+      : { kind: 'generated', count, retain },
+    users,
+    userSecrets: spec.usersSecretName
+      ? { kind: 'existing', name: spec.usersSecretName }
+      : { kind: 'generated' },
     adTag,
     upstreamMode,
-    effectiveMode: upstreamMode === 'auto' ? (adTag ? 'middle' : 'direct') : upstreamMode,
+    effectiveMode: upstreamMode === 'auto' ? (adTag || userTags ? 'middle' : 'direct') : upstreamMode,
     preferIPv6: spec.upstream?.preferIPv6,
     dcAddresses: spec.upstream?.dcAddresses ?? [],
     telegramConfig: {

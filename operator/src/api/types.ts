@@ -41,6 +41,22 @@ export interface SecretKeyRef {
   key?: string;
 }
 
+/** One named user: its own secret (never in the CR) and limits; rendered into the proxy's users file. */
+export interface MTProxyUser {
+  name: string;
+  enabled?: boolean;
+  maxConnections?: number;
+  maxUniqueIPs?: number;
+  uniqueIPWindowSeconds?: number;
+  /** Bytes, or a string such as "50GiB" or "500 MB". */
+  quota?: IntOrString;
+  /** RFC 3339 date-time. */
+  expires?: string;
+  adTag?: string;
+  /** Raise it to have a new secret generated for this user (generated secrets only). */
+  secretRotation?: number;
+}
+
 export interface MTProxySpec {
   replicas?: number;
   paused?: boolean;
@@ -60,6 +76,9 @@ export interface MTProxySpec {
     retentionPolicy?: 'Retain' | 'Delete';
   };
   adTag?: { value?: string; secretKeyRef?: SecretKeyRef };
+  users?: MTProxyUser[];
+  /** A Secret you manage with one key per user name, each 32 hex digits; otherwise generated. */
+  usersSecretName?: string;
   upstream?: {
     mode?: UpstreamMode;
     preferIPv6?: boolean;
@@ -123,6 +142,18 @@ export interface Endpoint {
   port: number;
 }
 
+/** What status says about a user: never its secret. */
+export interface UserStatus {
+  name: string;
+  enabled: boolean;
+  /** The rotation the secret in use was generated for (generated secrets only). */
+  secretRotation?: number;
+  /** A short hash of the user's secret, to notice a change without seeing it. */
+  fingerprint?: string;
+  /** Whether the user is in the users file the proxy reads (false: its secret is missing). */
+  served: boolean;
+}
+
 export interface MTProxyStatus {
   observedGeneration?: number;
   conditions?: Condition[];
@@ -136,6 +167,8 @@ export interface MTProxyStatus {
   linksSecretName?: string;
   secretsCount?: number;
   secretsFingerprint?: string;
+  usersSecretName?: string;
+  users?: UserStatus[];
   endpoints?: Endpoint[];
   externalIP?: string;
   lastRestartTime?: string;
@@ -159,4 +192,5 @@ export const ConditionType = {
   SecretsReady: 'SecretsReady',
   ExternalAddressResolved: 'ExternalAddressResolved',
   AdTagActive: 'AdTagActive',
+  UsersReady: 'UsersReady',
 } as const;

@@ -111,6 +111,7 @@ export class Controller {
       mtproxies: this.#mtproxies,
       deployments: this.#deployments,
       services: this.#services,
+      secrets: this.#secrets,
       clock: options.clock,
       random: options.random,
       events: options.events,
@@ -199,7 +200,8 @@ export class Controller {
     for (const m of this.#mtproxies.list()) {
       if (m.metadata.namespace !== ns) continue;
       const spec = m.spec ?? {};
-      if (spec.secrets?.existingSecretName === name || spec.adTag?.secretKeyRef?.name === name) {
+      const refs = [spec.secrets?.existingSecretName, spec.adTag?.secretKeyRef?.name, spec.usersSecretName];
+      if (refs.includes(name)) {
         this.queue.add(keyOf(ns, m.metadata.name));
       }
     }

@@ -12,9 +12,11 @@ import {
 } from '../api/types.js';
 import type { Logger } from '../logging.js';
 import { renderDeployment } from '../render/deployment.js';
-import { externalIpEnv } from '../render/env.js';
+import { externalIpEnv, USERS_FILE_KEY } from '../render/env.js';
 import { ANNOTATIONS, childNames, selectorString } from '../render/meta.js';
 import {
+  envSecretNames,
+  type NamedSecret,
   type RandomBytes,
   renderLinks,
   renderLinksSecret,
@@ -34,18 +36,15 @@ import {
   mergeCondition,
   renderStatus,
   rolloutState,
+  type UsersStatusInput,
 } from '../render/status.js';
+import { describeLeft, renderUsersSecret, usersStatus } from '../render/users.js';
 import type { Clock } from '../schedule/clock.js';
 import { decideRoll, type RollDecision } from '../schedule/roll.js';
 import type { EventSink } from './events.js';
 import type { KubeClient, KubeObject } from './kube-client.js';
 import { errorMessage } from './redact.js';
-import {
-  ensureGeneratedSecrets,
-  readAdTagSecret,
-  readExistingSecrets,
-  type SecretsOutcome,
-} from './secrets.js';
+import { ensureSecrets, readAdTagSecret, type SecretsResult, type UsersOutcome } from './secrets.js';
 
 /** Read access to the informer caches. */
 export interface ObjectReader<T> {
@@ -57,6 +56,8 @@ export interface ReconcilerDeps {
   readonly mtproxies: ObjectReader<MTProxy>;
   readonly deployments: ObjectReader<KubeObject>;
   readonly services: ObjectReader<KubeObject>;
+  /** The Secrets the operator labelled (children, retained secrets). */
+  readonly secrets: ObjectReader<KubeObject>;
   readonly clock: Clock;
   readonly random: RandomBytes;
   readonly events: EventSink;
@@ -124,7 +125,7 @@ export class Reconciler {
     const names = childNames(mtp.metadata.name);
     const now = clock.now();
 
-    const secrets = await this.#secrets(mtp, s);
+    const { env: secrets, users } = await this.#secrets(mtp, s);
     const tag = await this.#adTag(mtp, s);
 
     const service = await client.apply<ServiceObject>(renderClientService(mtp, names.service, s));
@@ -137,7 +138,10 @@ export class Reconciler {
     const current = this.deps.deployments.get(names.deployment, ns) as DeploymentObject | undefined;
     let deployment: DeploymentObservation | undefined = current;
     let roll: RollDecision | undefined;
-    if (secrets.ok && tag.ok) {
+    if (secrets.ok && tag.ok && users.ok) {
+      // The users file first, so a pod that mounts it for the first time finds it.
+      const usersSecretName = s.users.length > 0 ? names.users : undefined;
+      if (usersSecretName) await client.apply(renderUsersSecret(mtp, usersSecretName, users.served));
       const state = rolloutState(current);
       roll = decideRoll({
         now,
@@ -150,14 +154,32 @@ export class Reconciler {
       });
       deployment = await client.apply<DeploymentObject>(
         renderDeployment(mtp, names.deployment, s, {
-          secretsRef: { name: secrets.secretName, key: secrets.key },
+          secretsRef: secrets.secrets.length > 0 ? { name: secrets.secretName, key: secrets.key } : undefined,
+          usersSecretName,
           loadBalancerIP: lbIP,
+          // SECRET and TAG are read once at start; the users file is reloaded live, so users
+          // are left out and a change to them never rolls the pods.
           secretsChecksum: secretsChecksum(secrets.secrets, tag.value),
           restartedAt: roll.restartedAt,
         }),
       );
+      // No users left: the pods no longer mount the file; emptied, it keeps no secret (the operator
+      // never deletes a Secret; garbage collection removes it with the MTProxy).
+      const stale = this.deps.secrets.get(names.users, ns) as { data?: Record<string, string> } | undefined;
+      const empty = renderUsersSecret(mtp, names.users, []);
+      if (!usersSecretName && stale && stale.data?.[USERS_FILE_KEY] !== empty.data[USERS_FILE_KEY]) {
+        await client.apply(empty);
+      }
       await this.#rollEvents(mtp, roll);
-      const links = endpoint ? renderLinks(s, secrets.secrets, endpoint.host, endpoint.port) : [];
+      const named: NamedSecret[] = [
+        ...envSecretNames(secrets.secrets),
+        ...users.served.map((u) => ({
+          name: u.settings.name,
+          secret: u.secret,
+          enabled: u.settings.enabled,
+        })),
+      ];
+      const links = endpoint ? renderLinks(s, named, endpoint.host, endpoint.port) : [];
       await client.apply(renderLinksSecret(mtp, names.links, links, endpoint));
     }
 
@@ -183,13 +205,14 @@ export class Reconciler {
             fingerprint: undefined,
           },
       externalAddress: external,
+      users: this.#usersStatus(mtp, s, users, names.users),
       adTag: this.#adTagCondition(s, tag, external, deployment),
       deployment,
       paused: s.paused,
       mode: s.effectiveMode,
       image: s.image,
       selector: selectorString(mtp),
-      linksSecretName: secrets.ok ? names.links : undefined,
+      linksSecretName: secrets.ok && users.ok ? names.links : undefined,
       endpoints: endpoint ? [endpoint] : [],
       restart: roll
         ? {
@@ -228,40 +251,92 @@ export class Reconciler {
     // A load balancer address arriving is a Service event; only scheduled work and Secrets we
     // cannot watch (unlabelled user Secrets) need a timer.
     const waits = [roll?.requeueAfterMs];
-    if (!secrets.ok || !tag.ok) waits.push(MISSING_SECRET_RETRY_MS);
+    if (!secrets.ok || !tag.ok || !users.ok || (users.ok && users.left.length > 0)) {
+      waits.push(MISSING_SECRET_RETRY_MS);
+    }
     const defined = waits.filter((w): w is number => w !== undefined);
     return { requeueAfterMs: defined.length > 0 ? Math.min(...defined) : undefined };
   }
 
-  async #secrets(mtp: MTProxy, s: ProxySettings): Promise<SecretsOutcome> {
-    const { client } = this.deps;
-    if (s.secrets.kind === 'existing') {
-      return readExistingSecrets(client, mtp.metadata.namespace, s.secrets.name, s.secrets.key);
-    }
-    const outcome = await ensureGeneratedSecrets(
-      client,
-      mtp,
-      s.secrets.count,
-      s.secrets.retain,
-      this.deps.random,
-    );
-    if (outcome.ok && outcome.generated > 0) {
+  async #secrets(mtp: MTProxy, s: ProxySettings): Promise<SecretsResult> {
+    const links = childNames(mtp.metadata.name).links;
+    const result = await ensureSecrets(this.deps.client, mtp, s, this.deps.random);
+    const { env, users } = result;
+    if (env.ok && env.generated > 0) {
       await this.deps.events.record(
         mtp,
         'Normal',
         'SecretsGenerated',
-        `Generated ${outcome.generated} secret(s) in Secret ${outcome.secretName}; links are in Secret ${childNames(mtp.metadata.name).links}`,
+        `Generated ${env.generated} secret(s) in Secret ${env.secretName}; links are in Secret ${links}`,
       );
     }
-    if (outcome.ok && outcome.retired > 0) {
+    if (env.ok && env.retired > 0) {
       await this.deps.events.record(
         mtp,
         'Warning',
         'SecretsRetired',
-        `${outcome.retired} secret(s) no longer served (spec.secrets.count lowered); raise it to bring them back`,
+        `${env.retired} secret(s) no longer served (spec.secrets.count lowered); raise it to bring them back`,
       );
     }
-    return outcome;
+    if (users.ok && users.generated.length > 0) {
+      await this.deps.events.record(
+        mtp,
+        'Normal',
+        'UserSecretsGenerated',
+        `Generated secrets for user(s) ${users.generated.join(', ')} in Secret ${users.source}; links are in Secret ${links}`,
+      );
+    }
+    for (const r of users.ok ? users.rotated : []) {
+      await this.deps.events.record(
+        mtp,
+        'Normal',
+        'UserSecretRotated',
+        `New secret for user ${r.name} (secretRotation ${r.rotation}); its old links stop working once the pods reload the users file; new links are in Secret ${links}`,
+      );
+    }
+    return result;
+  }
+
+  /** UsersReady and status.users; undefined without users (the condition does not apply). */
+  #usersStatus(
+    mtp: MTProxy,
+    s: ProxySettings,
+    users: UsersOutcome,
+    usersSecretName: string,
+  ): UsersStatusInput {
+    if (s.users.length === 0) return undefined;
+    if (!users.ok) {
+      // The pods keep the users file they have; status keeps describing it.
+      return {
+        status: 'False',
+        reason: users.reason,
+        message: users.message,
+        blocking: true,
+        list: mtp.status?.users ?? [],
+        secretName: mtp.status?.usersSecretName,
+      };
+    }
+    const list = usersStatus(s.users, users.served);
+    const served = `${users.served.length} of ${s.users.length} user(s) in Secret ${usersSecretName}`;
+    if (users.left.length > 0) {
+      const duplicate = users.left.every((l) => l.why === 'duplicate');
+      return {
+        status: 'False',
+        reason: duplicate ? 'DuplicateUserSecret' : 'UserSecretsMissing',
+        message: `${served}; left out (${describeLeft(users.left)}) in Secret ${users.source}`,
+        blocking: false,
+        list,
+        secretName: usersSecretName,
+      };
+    }
+    return {
+      status: 'True',
+      reason: 'UsersAvailable',
+      message: `${served}; their secrets are in Secret ${users.source}`,
+      blocking: false,
+      list,
+      secretName: usersSecretName,
+    };
   }
 
   async #adTag(

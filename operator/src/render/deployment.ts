@@ -9,7 +9,7 @@
 import type { ProxySettings } from '../api/defaults.js';
 import { DEFAULTS } from '../api/defaults.js';
 import type { MTProxy } from '../api/types.js';
-import { DATA_DIR, type EnvInputs, renderEnv } from './env.js';
+import { DATA_DIR, type EnvInputs, renderEnv, USERS_DIR, USERS_FILE_KEY } from './env.js';
 import { ANNOTATIONS, childMeta, commonLabels, selectorLabels } from './meta.js';
 
 export const CONTAINER_NAME = 'proxy';
@@ -77,6 +77,26 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
+  const volumes: Record<string, unknown>[] = [
+    { name: 'data', emptyDir: { sizeLimit: '16Mi' } },
+    { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+  ];
+  if (inputs.usersSecretName) {
+    // A directory mount, never subPath: the kubelet updates it in place and the proxy reloads.
+    (container.volumeMounts as Record<string, unknown>[]).push({
+      name: 'users',
+      mountPath: USERS_DIR,
+      readOnly: true,
+    });
+    volumes.push({
+      name: 'users',
+      secret: {
+        secretName: inputs.usersSecretName,
+        items: [{ key: USERS_FILE_KEY, path: USERS_FILE_KEY }],
+        defaultMode: 0o440,
+      },
+    });
+  }
   if (s.imagePullPolicy) container.imagePullPolicy = s.imagePullPolicy;
   if (pod.resources) container.resources = pod.resources;
 
@@ -95,10 +115,7 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
       seccompProfile: { type: 'RuntimeDefault' },
     },
     containers: [container],
-    volumes: [
-      { name: 'data', emptyDir: { sizeLimit: '16Mi' } },
-      { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
-    ],
+    volumes,
   };
   if (pod.serviceAccountName) podSpec.serviceAccountName = pod.serviceAccountName;
   if (s.imagePullSecrets.length > 0) podSpec.imagePullSecrets = s.imagePullSecrets;

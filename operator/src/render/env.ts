@@ -12,10 +12,16 @@ export interface EnvVar {
 }
 
 export const DATA_DIR = '/data';
+/** Where the users Secret is mounted (a directory, so the kubelet can swap the file in place). */
+export const USERS_DIR = '/etc/mtkube/users';
+export const USERS_FILE_KEY = 'users.yaml';
+export const USERS_FILE = `${USERS_DIR}/${USERS_FILE_KEY}`;
 
 export interface EnvInputs {
-  /** Secret and key holding the comma-separated client secrets. */
-  readonly secretsRef: { readonly name: string; readonly key: string };
+  /** Secret and key holding the comma-separated client secrets; undefined when there are none. */
+  readonly secretsRef: { readonly name: string; readonly key: string } | undefined;
+  /** The rendered users Secret, mounted at USERS_DIR; undefined without users. */
+  readonly usersSecretName: string | undefined;
   /** The LoadBalancer's IP when externalIPSource is LoadBalancer and it is known. */
   readonly loadBalancerIP: string | undefined;
 }
@@ -47,12 +53,19 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
     if (value !== undefined) env.push({ name, value: String(value) });
   };
 
-  env.push({ name: 'SECRET', valueFrom: { secretKeyRef: { ...inputs.secretsRef } } });
+  if (inputs.secretsRef) {
+    env.push({ name: 'SECRET', valueFrom: { secretKeyRef: { ...inputs.secretsRef } } });
+  }
+  // Read live by the proxy: user changes reach the pods without a restart.
+  if (inputs.usersSecretName) set('USERS_FILE', USERS_FILE);
   if (settings.adTag?.kind === 'value') set('TAG', settings.adTag.value);
   if (settings.adTag?.kind === 'secret') {
     env.push({ name: 'TAG', valueFrom: { secretKeyRef: { ...settings.adTag.ref } } });
   }
-  set('MODE', settings.upstreamMode);
+  // The proxy's own `auto` looks only at TAG; when only users carry tags, say middle outright.
+  const middleForUsers =
+    settings.upstreamMode === 'auto' && !settings.adTag && settings.effectiveMode === 'middle';
+  set('MODE', middleForUsers ? 'middle' : settings.upstreamMode);
   set('MODES', settings.modes.join(','));
   set('WORKERS', settings.workers);
   set('MAX_CONNECTIONS', settings.maxConnections);

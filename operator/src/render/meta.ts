@@ -15,7 +15,10 @@ export const LABELS = {
 } as const;
 
 export const ANNOTATIONS = {
-  /** Hash of the secrets and ad tag the pods were started with; a change rolls the pods. */
+  /**
+   * Hash of the secrets and ad tag the pods were started with; a change rolls the pods. The users
+   * file is not in it: the proxy reloads that one live.
+   */
   secretsChecksum: 'mtkube.dev/secrets-checksum',
   /** Set by the daily roll, like kubectl's restartedAt, but our own so the two never fight. */
   restartedAt: 'mtkube.dev/restartedAt',
@@ -31,6 +34,7 @@ export const childNames = (name: string) => ({
   metricsService: `${name}-metrics`,
   secrets: `${name}-secrets`,
   links: `${name}-links`,
+  users: `${name}-users`,
   pdb: name,
   serviceMonitor: name,
 });

@@ -1,11 +1,13 @@
-// The Secrets an MTProxy needs: the client secrets (generated once, then only ever extended), and
-// the ready-to-share links. Pure: the random source is passed in.
+// The Secrets an MTProxy needs: the client secrets (generated once, then only ever extended), the
+// users' generated secrets kept next to them, and the ready-to-share links. Pure: the random source
+// is passed in.
 import { createHash } from 'node:crypto';
 import { parseSecretList } from '../../../proxy/src/config/config.js';
 import { type ClientSecret, formatSecretParam, proxyLinks } from '../../../proxy/src/config/links.js';
 import type { ProxySettings } from '../api/defaults.js';
 import type { MTProxy } from '../api/types.js';
 import { ANNOTATIONS, childMeta } from './meta.js';
+import { USERS_JSON_KEY, type UserSecretMap } from './users.js';
 
 export const SECRETS_KEY = 'secrets';
 /** Secrets cut off by lowering spec.secrets.count, kept so raising it again restores them. */
@@ -36,13 +38,20 @@ function decode(data: Record<string, string> | undefined, key: string): string |
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }
 
-/** The secrets stored in a generated Secret's data (base64 values); undefined when absent. */
-export function readSecretSet(data: Record<string, string> | undefined): SecretSet | undefined {
+/**
+ * The secrets stored in a generated Secret's data (base64 values); undefined when the `secrets`
+ * key is absent or blank. With `absentIsEmpty`, an absent key reads as none served (a Secret the
+ * operator made for the users' secrets alone, or with spec.secrets.count 0).
+ */
+export function readSecretSet(
+  data: Record<string, string> | undefined,
+  absentIsEmpty = false,
+): SecretSet | undefined {
   const active = decode(data, SECRETS_KEY);
-  if (active === undefined || active.trim() === '') return undefined;
+  if (active === undefined ? !absentIsEmpty : active.trim() === '') return undefined;
   const retired = decode(data, RETIRED_KEY)?.trim();
   return {
-    active: parseSecrets(active),
+    active: active === undefined ? [] : parseSecrets(active),
     retired: retired ? retired.split(',').map((s) => s.trim().toLowerCase()) : [],
   };
 }
@@ -63,11 +72,26 @@ export function planSecrets(current: SecretSet | undefined, count: number, rando
   return { active: pool.slice(0, count), retired: pool.slice(count), generated };
 }
 
-export function renderSecretsSecret(mtp: MTProxy, name: string, plan: SecretSet, retain: boolean) {
-  const data: Record<string, string> = {
-    [SECRETS_KEY]: Buffer.from(plan.active.join(',')).toString('base64'),
-  };
-  if (plan.retired.length > 0) data[RETIRED_KEY] = Buffer.from(plan.retired.join(',')).toString('base64');
+/** What the operator keeps in the NAME-secrets Secret. */
+export interface StoreContents {
+  /** The secrets of SECRET (generated); undefined writes none (spec.secrets.existingSecretName). */
+  readonly env: SecretSet | undefined;
+  /** The users' generated secrets. */
+  readonly users: UserSecretMap;
+  /** Data entries (base64) carried over as they are, e.g. generated secrets no longer served. */
+  readonly keep?: Readonly<Record<string, string>>;
+}
+
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+export function renderSecretsSecret(mtp: MTProxy, name: string, contents: StoreContents, retain: boolean) {
+  const data: Record<string, string> = { ...contents.keep };
+  const env = contents.env;
+  if (env && env.active.length > 0) data[SECRETS_KEY] = b64(env.active.join(','));
+  if (env && env.retired.length > 0) data[RETIRED_KEY] = b64(env.retired.join(','));
+  if (Object.keys(contents.users).length > 0) {
+    data[USERS_JSON_KEY] = b64(`${JSON.stringify(contents.users, null, 2)}\n`);
+  }
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -98,23 +122,40 @@ export function secretsFingerprint(secrets: readonly string[]): string {
 }
 
 export interface ProxyLink {
-  /** secret1, secret2, ... as the proxy names them. */
+  /** The name the proxy counts the connection under: secret1, secret2, ... or a user's name. */
+  readonly user: string;
+  /** The same name; the field links.json had before there were users. */
   readonly secret: string;
+  /** false for a disabled user: the link is refused until the user is enabled again. */
+  readonly enabled: boolean;
   /** ee (fake TLS), dd (secure) or plain (classic). */
   readonly form: 'ee' | 'dd' | 'plain';
   readonly tg: string;
   readonly tme: string;
 }
 
+/** A secret to write links for, under the name the proxy gives it. */
+export interface NamedSecret {
+  readonly name: string;
+  /** 32 hex digits. */
+  readonly secret: string;
+  readonly enabled: boolean;
+}
+
+/** The secrets of SECRET under the proxy's names for them: secret1, secret2, ... */
+export function envSecretNames(secrets: readonly string[]): NamedSecret[] {
+  return secrets.map((secret, i) => ({ name: `secret${i + 1}`, secret, enabled: true }));
+}
+
 /** Every link clients can use: each secret in each form the enabled modes accept. */
 export function renderLinks(
   settings: Pick<ProxySettings, 'modes' | 'fakeTLS'>,
-  secrets: readonly string[],
+  secrets: readonly NamedSecret[],
   host: string,
   port: number,
 ): ProxyLink[] {
   const links: ProxyLink[] = [];
-  secrets.forEach((hex, i) => {
+  for (const { name, secret: hex, enabled } of secrets) {
     const key = Buffer.from(hex, 'hex');
     const forms: ClientSecret[] = [];
     if (settings.modes.includes('tls') && settings.fakeTLS.domain) {
@@ -124,10 +165,16 @@ export function renderLinks(
     if (settings.modes.includes('classic')) forms.push({ kind: 'plain', key });
     for (const form of forms) {
       const { tg, tme } = proxyLinks(host, port, formatSecretParam(form));
-      links.push({ secret: `secret${i + 1}`, form: form.kind, tg, tme });
+      links.push({ user: name, secret: name, enabled, form: form.kind, tg, tme });
     }
-  });
+  }
   return links;
+}
+
+function linkLines(l: ProxyLink): string {
+  // A disabled user's links stay listed, commented out, so they can be shared once it is enabled.
+  const mark = l.enabled ? '' : '# disabled: ';
+  return `${mark}${l.user} ${l.form} ${l.tg}\n${mark}${l.user} ${l.form} ${l.tme}\n`;
 }
 
 export function renderLinksSecret(
@@ -137,7 +184,7 @@ export function renderLinksSecret(
   endpoint: { host: string; port: number } | undefined,
 ) {
   const text = endpoint
-    ? links.map((l) => `${l.secret} ${l.form} ${l.tg}\n${l.secret} ${l.form} ${l.tme}\n`).join('')
+    ? links.map(linkLines).join('')
     : '# No public address yet: set spec.publicAddress.host or wait for the LoadBalancer address.\n';
   const json = JSON.stringify(
     { server: endpoint?.host ?? null, port: endpoint?.port ?? null, links },

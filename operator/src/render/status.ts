@@ -7,6 +7,7 @@ import {
   type Endpoint,
   type MTProxy,
   type MTProxyStatus,
+  type UserStatus,
 } from '../api/types.js';
 import { formatTime } from '../schedule/clock.js';
 
@@ -48,6 +49,17 @@ export interface ConditionInput {
   readonly message: string;
 }
 
+/** UsersReady and status.users; undefined when the spec has no users. */
+export type UsersStatusInput =
+  | (ConditionInput & {
+      /** The users file could not be rendered at all: the pods are not updated. */
+      readonly blocking: boolean;
+      readonly list: readonly UserStatus[];
+      /** The rendered users Secret the pods mount. */
+      readonly secretName: string | undefined;
+    })
+  | undefined;
+
 export interface StatusInputs {
   readonly now: number;
   /** Set when the spec cannot be run (SpecError message). */
@@ -60,6 +72,7 @@ export interface StatusInputs {
     readonly fingerprint: string | undefined;
   };
   readonly externalAddress: ConditionInput & { readonly ip: string | undefined };
+  readonly users?: UsersStatusInput;
   /** undefined when no ad tag is configured (the condition then does not apply). */
   readonly adTag: ConditionInput | undefined;
   readonly deployment: DeploymentObservation | undefined;
@@ -127,6 +140,9 @@ function degraded(inputs: StatusInputs): ConditionInput {
   if (inputs.secrets.status !== 'True') {
     return { status: 'True', reason: inputs.secrets.reason, message: inputs.secrets.message };
   }
+  if (inputs.users?.blocking) {
+    return { status: 'True', reason: inputs.users.reason, message: inputs.users.message };
+  }
   const conds = inputs.deployment?.status?.conditions ?? [];
   const failure = conds.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
   if (failure) {
@@ -172,6 +188,7 @@ export function renderStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus 
     [ConditionType.ExternalAddressResolved, inputs.externalAddress],
   ];
   if (inputs.adTag) wanted.push([ConditionType.AdTagActive, inputs.adTag]);
+  if (inputs.users) wanted.push([ConditionType.UsersReady, inputs.users]);
   const st = inputs.deployment?.status ?? {};
   const status: MTProxyStatus = {
     observedGeneration: generation,
@@ -189,6 +206,8 @@ export function renderStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus 
     linksSecretName: inputs.linksSecretName,
     secretsCount: inputs.secrets.count,
     secretsFingerprint: inputs.secrets.fingerprint,
+    usersSecretName: inputs.users?.secretName,
+    users: inputs.users ? [...inputs.users.list] : undefined,
     externalIP: inputs.externalAddress.ip,
     lastRestartTime: inputs.restart.lastRestartTime,
     nextRestartTime: inputs.restart.nextRestartTime,

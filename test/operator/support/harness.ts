@@ -183,7 +183,13 @@ export interface ContainerSpec {
   }[];
   args?: string[];
   ports: { name: string; containerPort: number }[];
-  volumeMounts?: { name: string; mountPath: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+}
+
+export interface VolumeSpec {
+  name: string;
+  secret?: { secretName: string; items?: { key: string; path: string }[] };
+  emptyDir?: Record<string, unknown>;
 }
 
 export interface DeploymentJson extends JsonObject {
@@ -192,7 +198,7 @@ export interface DeploymentJson extends JsonObject {
     paused?: boolean;
     template: {
       metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
-      spec: { containers: ContainerSpec[]; terminationGracePeriodSeconds: number };
+      spec: { containers: ContainerSpec[]; volumes?: VolumeSpec[]; terminationGracePeriodSeconds: number };
     };
   };
   status?: { replicas?: number; updatedReplicas?: number; availableReplicas?: number };
@@ -200,4 +206,29 @@ export interface DeploymentJson extends JsonObject {
 
 export function envOf(dep: DeploymentJson): Record<string, ContainerSpec['env'][number]> {
   return Object.fromEntries(dep.spec.template.spec.containers[0]!.env.map((e) => [e.name, e]));
+}
+
+/** What the kubelet would give the container: values, Secret keys, downward-API fields. */
+export async function resolveContainerEnv(
+  bed: TestBed,
+  container: ContainerSpec,
+  podIP: string,
+): Promise<Record<string, string>> {
+  const env: Record<string, string> = {};
+  for (const e of container.env) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.secretKeyRef) {
+      const { name, key } = e.valueFrom.secretKeyRef;
+      const value = (await bed.secretData(name))[key];
+      if (value === undefined) throw new Error(`Secret ${name} has no key ${key}`);
+      env[e.name] = value;
+    } else if (e.valueFrom?.fieldRef) {
+      const path = e.valueFrom.fieldRef.fieldPath;
+      if (path !== 'status.podIP' && path !== 'status.hostIP') throw new Error(`unexpected fieldRef ${path}`);
+      env[e.name] = podIP;
+    } else {
+      env[e.name] = '';
+    }
+  }
+  return env;
 }

@@ -24,6 +24,7 @@ const settings = (spec: MTProxySpec = {}): ProxySettings =>
 function deploy(spec: MTProxySpec = {}, restartedAt?: string) {
   return renderDeployment(mtp(spec), 'tg', settings(spec), {
     secretsRef: { name: 'tg-secrets', key: 'secrets' },
+    usersSecretName: undefined,
     loadBalancerIP: undefined,
     secretsChecksum: 'abc',
     restartedAt,

@@ -4,6 +4,7 @@ import { resolveSpec } from '../../../operator/src/api/defaults.js';
 import type { MTProxy } from '../../../operator/src/api/types.js';
 import { redact } from '../../../operator/src/controller/redact.js';
 import {
+  envSecretNames,
   LINKS_TEXT_KEY,
   planSecrets,
   readSecretSet,
@@ -50,12 +51,13 @@ describe('secrets', () => {
 
   it('stores them in a Secret owned by the MTProxy only when the policy is Delete', () => {
     const plan = planSecrets(undefined, 1, randomBytes);
-    const kept = renderSecretsSecret(mtp, 'tg-secrets', plan, true);
+    const kept = renderSecretsSecret(mtp, 'tg-secrets', { env: plan, users: {} }, true);
     expect(kept.metadata).to.not.have.property('ownerReferences');
     expect(kept.metadata.labels).to.include({ 'mtkube.dev/mtproxy': 'tg' });
-    expect(renderSecretsSecret(mtp, 'tg-secrets', plan, false).metadata.ownerReferences?.[0]?.uid).to.equal(
-      'uid-1',
-    );
+    expect(
+      renderSecretsSecret(mtp, 'tg-secrets', { env: plan, users: {} }, false).metadata.ownerReferences?.[0]
+        ?.uid,
+    ).to.equal('uid-1');
     expect(readSecretSet(kept.data)?.active).to.deep.equal(plan.active);
   });
 
@@ -75,7 +77,7 @@ describe('links', () => {
       { modes: ['tls', 'secure', 'classic'], fakeTLS: { domain: 'example.com' } },
       { defaultImage: 'x' },
     );
-    const links = renderLinks(s, secrets, 'proxy.example.com', 443);
+    const links = renderLinks(s, envSecretNames(secrets), 'proxy.example.com', 443);
     expect(links.map((l) => `${l.secret} ${l.form}`)).to.deep.equal([
       'secret1 ee',
       'secret1 dd',
@@ -95,7 +97,7 @@ describe('links', () => {
   it('offers only dd links by default', () => {
     const links = renderLinks(
       resolveSpec({}, { defaultImage: 'x' }),
-      secrets.slice(0, 1),
+      envSecretNames(secrets.slice(0, 1)),
       '203.0.113.7',
       8443,
     );
