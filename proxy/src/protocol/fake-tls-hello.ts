@@ -2,6 +2,7 @@
 // sent, then decide whether it was made with one of our secrets. Pure code: the caller owns the
 // socket, the clock and the replay cache; every refusal is a value, so the caller can mask.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { secretKeyObject } from './key-objects.js';
 import { RECORD_HANDSHAKE, RECORD_HEADER_LEN } from './tls-records.js';
 
 const HANDSHAKE_HEADER_LEN = 4;
@@ -263,7 +264,11 @@ function matchSecret(
   const tail = hello.subarray(RANDOM_POS + RANDOM_LEN);
   const macPart = clientRandom.subarray(0, MAC_LEN);
   for (let i = 0; i < secrets.length; i++) {
-    const mac = createHmac('sha256', secrets[i]!).update(head).update(ZERO_RANDOM).update(tail).digest();
+    const mac = createHmac('sha256', secretKeyObject(secrets[i]!))
+      .update(head)
+      .update(ZERO_RANDOM)
+      .update(tail)
+      .digest();
     if (!timingSafeEqual(mac.subarray(0, MAC_LEN), macPart)) continue;
     const timestamp = (mac.readUInt32LE(MAC_LEN) ^ clientRandom.readUInt32LE(MAC_LEN)) >>> 0;
     return { secretIndex: i, timestamp };

@@ -2,6 +2,7 @@
 // three records in one write: ServerHello, ChangeCipherSpec, one application-data record of noise
 // standing in for the encrypted certificate flight. Its random is a MAC the client checks.
 import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { secretKeyObject } from './key-objects.js';
 import type { RandomSource } from './obfuscated2.js';
 import {
   CHANGE_CIPHER_SPEC,
@@ -106,5 +107,8 @@ export function buildServerHello(params: ServerHelloParams): Buffer {
 
 /** HMAC-SHA256(secret, clientRandom || answer), `answer` having its random zeroed. */
 export function serverHelloMac(secret: Buffer, clientRandom: Buffer, answerRandomZeroed: Buffer): Buffer {
-  return createHmac('sha256', secret).update(clientRandom).update(answerRandomZeroed).digest();
+  return createHmac('sha256', secretKeyObject(secret))
+    .update(clientRandom)
+    .update(answerRandomZeroed)
+    .digest();
 }

@@ -2,6 +2,7 @@
 // Pure code: bytes in, keys and ciphers out. Layout and key schedule: MTPROTO-PROXY.md §2 and §5.
 import { type Cipheriv, createCipheriv, createHash } from 'node:crypto';
 import { ProtocolError } from './errors.js';
+import { oneOffKey } from './key-objects.js';
 
 export const HEADER_LEN = 64;
 const PREKEY_START = 8;
@@ -44,7 +45,7 @@ export interface CtrKey {
 
 /** AES-256-CTR with the IV as a 128-bit big-endian counter; the stream starts at offset 0. */
 export function ctrCipher(k: CtrKey): Cipheriv {
-  return createCipheriv('aes-256-ctr', k.key, k.iv);
+  return createCipheriv('aes-256-ctr', oneOffKey(k.key), k.iv);
 }
 
 /** A client header that matched one of our secrets. */

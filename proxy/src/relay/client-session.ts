@@ -118,6 +118,9 @@ function transportAllowed(transport: Transport, framing: Framing, modes: Readonl
   return transport === 'padded' ? modes.has('secure') : modes.has('classic');
 }
 
+/** One reason for every ended session: abort() without one builds a DOMException each time. */
+const SESSION_OVER = new Error('session over');
+
 class ClientSession {
   readonly #client: Socket;
   readonly #deps: SessionDeps;
@@ -569,7 +572,7 @@ class ClientSession {
     this.#finished = true;
     clearTimeout(this.#handshakeTimer);
     clearTimeout(this.#holdTimer);
-    this.#abort.abort();
+    this.#abort.abort(SESSION_OVER);
     this.#client.destroy();
     this.#upstream?.destroy();
     this.#release?.();

@@ -80,10 +80,14 @@ export function runPrimary(
       worker.on('message', (msg: WorkerMessage) => {
         switch (msg.type) {
           case 'replay-check':
-            send(worker, { type: 'replay-answer', id: msg.id, seen: replay.seenEncoded(msg.key) });
+            send(worker, {
+              type: 'replay-answer',
+              ids: msg.ids,
+              seen: msg.keys.map((k) => replay.seenEncoded(k)),
+            });
             return;
           case 'replay-record':
-            replay.seenEncoded(msg.key);
+            for (const k of msg.keys) replay.seenEncoded(k);
             return;
           case 'counters':
             latest.set(worker, msg.counters);

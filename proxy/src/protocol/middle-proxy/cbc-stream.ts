@@ -2,6 +2,7 @@
 // direction for the whole connection, so the last ciphertext block of one write is the IV of the
 // next. The cipher is opened once and only ever fed whole 16-byte blocks.
 import { type Cipheriv, createCipheriv, createDecipheriv, type Decipheriv } from 'node:crypto';
+import { oneOffKey } from '../key-objects.js';
 
 export interface CbcKey {
   readonly key: Buffer;
@@ -19,11 +20,11 @@ export class CbcStream {
   }
 
   static encrypting(k: CbcKey): CbcStream {
-    return new CbcStream(createCipheriv('aes-256-cbc', k.key, k.iv));
+    return new CbcStream(createCipheriv('aes-256-cbc', oneOffKey(k.key), k.iv));
   }
 
   static decrypting(k: CbcKey): CbcStream {
-    return new CbcStream(createDecipheriv('aes-256-cbc', k.key, k.iv));
+    return new CbcStream(createDecipheriv('aes-256-cbc', oneOffKey(k.key), k.iv));
   }
 
   /** Continue the chain over whole blocks; returns as many bytes as it was given, in a new buffer. */
