@@ -1,0 +1,108 @@
+// The primary's telemetry endpoints: the official /stats page and Prometheus /metrics with the
+// probes, both fed from the counters every worker reports and from the primary's own state.
+import type { Config } from '../config/config.js';
+import {
+  allowList,
+  memoryFigures,
+  startMetricsEndpoint,
+  startStatsEndpoint,
+} from '../telemetry/http-endpoints.js';
+import type { Logger } from '../telemetry/logger.js';
+import { createMetricsRegistry } from '../telemetry/metrics.js';
+import { formatOfficialStats, type UserStatsRow } from '../telemetry/official-stats.js';
+import { VERSION_STRING } from '../version.js';
+import type { MiddleConfig } from './middle-config.js';
+import type { PrimaryHandle } from './primary.js';
+import type { UsersService } from './users-service.js';
+
+export async function startTelemetry(
+  config: Config,
+  users: UsersService,
+  middle: MiddleConfig | undefined,
+  primary: PrimaryHandle,
+  log: Logger,
+): Promise<void> {
+  const startTime = Math.floor(Date.now() / 1000);
+  const mode = middle ? ('middle' as const) : ('direct' as const);
+  let httpQueries = 0;
+  if (config.statsPort !== 0) {
+    await startStatsEndpoint({
+      port: config.statsPort,
+      bind: config.statsBind,
+      allow: allowList(config.statsAllow),
+      onQuery: () => {
+        httpQueries++;
+      },
+      render: async () => {
+        const began = performance.now();
+        const memory = await memoryFigures();
+        return formatOfficialStats({
+          pid: process.pid,
+          startTime,
+          now: Math.floor(Date.now() / 1000),
+          workers: config.workers,
+          maxConnectionsPerWorker: config.maxConnections,
+          totals: primary.totals(),
+          memory,
+          mode,
+          tagSet: config.tag !== undefined,
+          version: VERSION_STRING,
+          proxyConfig: middle?.statsInfo(),
+          proxySecretMd5: middle?.snapshot.secretInfo.md5,
+          users: config.userMetrics ? userFigures(users, primary) : undefined,
+          targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
+          httpQueries,
+          generateSeconds: (performance.now() - began) / 1000,
+        });
+      },
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`STATS_PORT: cannot listen on port ${config.statsPort}: ${err.message}`);
+    });
+  }
+  if (config.metricsPort !== 0) {
+    const registry = createMetricsRegistry(() => ({
+      totals: primary.totals(),
+      workers: primary.listeningWorkers(),
+      workerRestarts: primary.workerRestarts(),
+      perUserMetrics: config.userMetrics,
+      mode,
+      version: VERSION_STRING,
+      configRefreshes: middle?.refreshes ?? {},
+      configAgeSeconds: middle?.ageSeconds(),
+      targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
+      masked: primary.totals().masked,
+    }));
+    await startMetricsEndpoint({
+      port: config.metricsPort,
+      bind: config.metricsBind,
+      registry,
+      notReadyReason: () => {
+        if (primary.listeningWorkers() < config.workers) {
+          return `${primary.listeningWorkers()} of ${config.workers} workers listening`;
+        }
+        if (middle && primary.readyTargets() === 0) return 'no middle proxy connected';
+        return undefined;
+      },
+    }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`METRICS_PORT: cannot listen on port ${config.metricsPort}: ${err.message}`);
+    });
+  }
+  log.info('telemetry listening', { statsPort: config.statsPort, metricsPort: config.metricsPort });
+}
+
+function userFigures(users: UsersService, primary: PrimaryHandle): UserStatsRow[] {
+  const totals = primary.totals().perUser;
+  return users.users().map((u) => {
+    const row = totals[u.name];
+    return {
+      name: u.name,
+      connections: row?.connections ?? 0,
+      current: row?.current ?? 0,
+      fromClient: row?.fromClient ?? 0,
+      toClient: row?.toClient ?? 0,
+      uniqueIps: users.figures(u.name)?.uniqueIps ?? 0,
+      quotaUsed: users.figures(u.name)?.bytesUsed ?? 0,
+      refused: Object.values(row?.refused ?? {}).reduce((a, b) => a + (b ?? 0), 0),
+    };
+  });
+}
