@@ -3,7 +3,7 @@
 // speaks obfuscated2 inside application-data records (§4.8): ChangeCipherSpec once, then records
 // of at most 2878 bytes, as tdlib writes them.
 import { type Cipheriv, randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import {
   buildClientHello,
   CLIENT_MAX_RECORD_PAYLOAD,
@@ -17,6 +17,7 @@ import {
 } from '../../proxy/src/protocol/obfuscated2.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../../proxy/src/protocol/tls-records.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
+import { openTestSocket, PacketInbox } from './client-socket.js';
 
 export interface FakeTlsClientOptions {
   port: number;
@@ -41,30 +42,11 @@ export interface FakeTlsClientOptions {
   timeoutMs?: number;
 }
 
+const LABEL = 'fake TLS client';
 const SEGMENT_PAUSE_MS = 20;
 
 function pause(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function openSocket(port: number, timeoutMs: number): Promise<Socket> {
-  const socket = connect({ host: '127.0.0.1', port, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`fake TLS client: no connection to port ${port} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  socket.on('error', () => {});
-  return socket;
 }
 
 /** Writes `bytes` in pieces of the given sizes with a pause between, the last piece the rest. */
@@ -92,12 +74,8 @@ export class FakeTlsClient {
   readonly #decryptor: Cipheriv;
   readonly #records = new TlsRecordReader();
   readonly #packets: PacketReader;
-  readonly #queue: Packet[] = [];
   readonly #timeoutMs: number;
-  #waiter: ((p: Packet | Error) => void) | undefined;
-  #failure: Error | undefined;
-  readonly #closed: Promise<void>;
-  #isClosed = false;
+  readonly #inbox: PacketInbox;
 
   private constructor(
     socket: Socket,
@@ -113,13 +91,7 @@ export class FakeTlsClient {
     this.#decryptor = ciphers.decryptor;
     this.#packets = new PacketReader(transport);
     this.#timeoutMs = timeoutMs;
-    this.#closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.#isClosed = true;
-        this.#fail(new Error('fake TLS client: connection closed'));
-        resolve();
-      }),
-    );
+    this.#inbox = new PacketInbox(socket, LABEL);
   }
 
   /**
@@ -137,7 +109,7 @@ export class FakeTlsClient {
       random,
       shape: options.shape ?? 'modern',
     });
-    const socket = await openSocket(options.port, timeoutMs);
+    const socket = await openTestSocket(options.port, timeoutMs, LABEL);
     const answer = FakeTlsClient.#awaitAnswer(socket, clientRandom, options.secret, timeoutMs);
     if (options.preamble) socket.write(options.preamble);
     const wire = options.helloRecords ? splitHelloRecords(hello, options.helloRecords) : hello;
@@ -197,61 +169,31 @@ export class FakeTlsClient {
     this.rawSocket.write(wrapRecords(this.#encryptor.update(plain), CLIENT_MAX_RECORD_PAYLOAD));
   }
 
+  /** The next packet from the proxy; rejects on timeout, close or a bad record. */
   receive(timeoutMs = this.#timeoutMs): Promise<Packet> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiter = undefined;
-        reject(new Error(`fake TLS client: no packet within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#waiter = (p) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        if (p instanceof Error) reject(p);
-        else resolve(p);
-      };
-    });
+    return this.#inbox.receive(timeoutMs);
   }
 
+  /** Resolves when the connection is closed; rejects after the timeout. */
   waitForClose(timeoutMs = this.#timeoutMs): Promise<void> {
-    if (this.#isClosed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`fake TLS client: still open after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      void this.#closed.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.#inbox.waitForClose(timeoutMs);
   }
 
   async close(): Promise<void> {
     this.rawSocket.destroy();
-    await this.#closed;
+    await this.#inbox.closed;
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#failure) return;
+    if (this.#inbox.failed) return;
     try {
       const data = this.#records.push(chunk);
       if (data.length === 0) return;
       this.#packets.push(this.#decryptor.update(data));
-      for (let p = this.#packets.next(); p; p = this.#packets.next()) {
-        if (this.#waiter) this.#waiter(p);
-        else this.#queue.push(p);
-      }
+      for (let p = this.#packets.next(); p; p = this.#packets.next()) this.#inbox.push(p);
     } catch (err) {
-      this.#fail(err instanceof Error ? err : new Error(String(err)));
+      this.#inbox.fail(err instanceof Error ? err : new Error(String(err)));
       this.rawSocket.destroy();
     }
-  }
-
-  #fail(err: Error): void {
-    this.#failure ??= err;
-    this.#waiter?.(this.#failure);
   }
 }

@@ -3,7 +3,7 @@
 // talking to our proxy (MTPROTO-PROXY.md §2); without one it is the proxy talking to a DC (§5),
 // which is how tests reach the stand-in DC directly.
 import { type Cipheriv, randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { parseSecretParam } from '../../proxy/src/config/links.js';
 import {
   createClientHeader,
@@ -16,6 +16,9 @@ import {
   transportTag,
 } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
+import { openTestSocket, PacketInbox } from './client-socket.js';
+
+const LABEL = 'obfs2 test client';
 
 export interface Obfs2ClientOptions {
   port: number;
@@ -72,11 +75,7 @@ export class Obfs2Client {
   readonly #keys: Keys;
   readonly #reader: PacketReader;
   readonly #timeoutMs: number;
-  readonly #packets: Packet[] = [];
-  #waiter: ((p: Packet | Error) => void) | undefined;
-  #failure: Error | undefined;
-  readonly #closed: Promise<void>;
-  #isClosed = false;
+  readonly #inbox: PacketInbox;
 
   private constructor(socket: Socket, transport: Transport, keys: Keys, timeoutMs: number) {
     this.rawSocket = socket;
@@ -86,14 +85,7 @@ export class Obfs2Client {
     this.#reader = new PacketReader(transport);
     this.#timeoutMs = timeoutMs;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', () => {});
-    this.#closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.#isClosed = true;
-        this.#fail(new Error('obfs2 test client: connection closed'));
-        resolve();
-      }),
-    );
+    this.#inbox = new PacketInbox(socket, LABEL);
   }
 
   /** Connects and sends the header. */
@@ -111,23 +103,7 @@ export class Obfs2Client {
       keys = createClientHeader(random, key, transport, dc);
     }
     const timeoutMs = options.timeoutMs ?? 5000;
-    const socket = connect({ host: '127.0.0.1', port: options.port, localAddress: options.localAddress });
-    socket.setNoDelay(true);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`obfs2 test client: no connection to port ${options.port} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', reject);
-        resolve();
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
+    const socket = await openTestSocket(options.port, timeoutMs, LABEL, options.localAddress);
     socket.write(options.preamble ? Buffer.concat([options.preamble, keys.wire]) : keys.wire);
     return new Obfs2Client(socket, transport, keys, timeoutMs);
   }
@@ -144,65 +120,32 @@ export class Obfs2Client {
 
   /** The next packet from the peer; rejects on timeout, close or bad framing. */
   receive(timeoutMs = this.#timeoutMs): Promise<Packet> {
-    const queued = this.#packets.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#waiter) return Promise.reject(new Error('obfs2 test client: receive() already pending'));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiter = undefined;
-        reject(new Error(`obfs2 test client: no packet within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#waiter = (p) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        if (p instanceof Error) reject(p);
-        else resolve(p);
-      };
-    });
+    return this.#inbox.receive(timeoutMs);
   }
 
   /** Resolves when the peer (or we) closed the connection; rejects after the timeout. */
   waitForClose(timeoutMs = this.#timeoutMs): Promise<void> {
-    if (this.#isClosed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`obfs2 test client: still open after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      void this.#closed.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.#inbox.waitForClose(timeoutMs);
   }
 
   get closed(): boolean {
-    return this.#isClosed;
+    return this.#inbox.isClosed;
   }
 
   /** Closes our side and waits for the socket to be gone. */
   async close(): Promise<void> {
     this.rawSocket.destroy();
-    await this.#closed;
+    await this.#inbox.closed;
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#failure) return;
+    if (this.#inbox.failed) return;
     try {
       this.#reader.push(this.#keys.decryptor.update(chunk));
-      for (let p = this.#reader.next(); p; p = this.#reader.next()) {
-        if (this.#waiter) this.#waiter(p);
-        else this.#packets.push(p);
-      }
+      for (let p = this.#reader.next(); p; p = this.#reader.next()) this.#inbox.push(p);
     } catch (err) {
-      this.#fail(err instanceof Error ? err : new Error(String(err)));
+      this.#inbox.fail(err instanceof Error ? err : new Error(String(err)));
       this.rawSocket.destroy();
     }
-  }
-
-  #fail(err: Error): void {
-    this.#failure ??= err;
-    this.#waiter?.(this.#failure);
   }
 }

@@ -3,10 +3,11 @@
 // no length, and packets are framed as in §3.1-§3.3. (obfs2-client.ts splits packets only, which
 // is all a DC sends; in middle mode the proxy itself writes quick acks into the stream.)
 import { type Cipheriv, randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { parseSecretParam } from '../../proxy/src/config/links.js';
 import { createClientHeader, type Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket } from '../../proxy/src/protocol/transports.js';
+import { openTestSocket } from './client-socket.js';
 
 export interface Obfs2StreamClientOptions {
   readonly port: number;
@@ -54,7 +55,6 @@ export class Obfs2StreamClient {
       this.#stream = Buffer.concat([this.#stream, this.#decryptor.update(chunk)]);
       this.#wake?.();
     });
-    socket.on('error', () => {});
     this.#closedPromise = new Promise((resolve) =>
       socket.once('close', () => {
         this.#closed = true;
@@ -71,25 +71,7 @@ export class Obfs2StreamClient {
     const transport = options.transport ?? (parsed.kind === 'dd' ? 'padded' : 'intermediate');
     const keys = createClientHeader(randomBytes, parsed.key, transport, options.dc ?? 2);
     const timeoutMs = options.timeoutMs ?? 5000;
-    const socket = connect({ host: '127.0.0.1', port: options.port });
-    socket.setNoDelay(true);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(
-          new Error(`obfs2 stream client: no connection to port ${options.port} within ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', reject);
-        resolve();
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
+    const socket = await openTestSocket(options.port, timeoutMs, 'obfs2 stream client');
     socket.write(keys.wire);
     return new Obfs2StreamClient(socket, transport, keys.encryptor, keys.decryptor, timeoutMs);
   }
