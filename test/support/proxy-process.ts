@@ -48,6 +48,26 @@ export interface ProxyPorts {
 }
 
 const running = new Set<ChildProcess>();
+
+/**
+ * Log lines of any proxy started by the tests that contained one of its secrets. The banner
+ * (lines starting `[*]`) is the one place a secret may appear; a root hook (test/support/root-hooks.ts)
+ * fails the run if anything else ever printed one.
+ */
+export const secretLeaks: string[] = [];
+
+function findSecretLeaks(output: string, env: Record<string, string>): string[] {
+  const secrets = new Set<string>();
+  for (const s of (env.SECRET ?? '').split(','))
+    if (/^[0-9a-f]{32}$/i.test(s.trim())) secrets.add(s.trim().toLowerCase());
+  for (const m of output.matchAll(/^\[\*\] {3}(?:Secret \d+|User \S+): ([0-9a-f]{32})$/gm))
+    secrets.add(m[1]!);
+  if (secrets.size === 0) return [];
+  return output
+    .split('\n')
+    .filter((line) => !line.startsWith('[*]'))
+    .filter((line) => [...secrets].some((secret) => line.toLowerCase().includes(secret)));
+}
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
@@ -57,21 +77,22 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
   const statsPort = await freePort();
   const metricsPort = await freePort();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mtkube-test-'));
+  const childEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    PORT: String(port),
+    BIND: '127.0.0.1',
+    DATA_DIR: dataDir,
+    EXTERNAL_IP: '127.0.0.1',
+    IP_DETECT_URLS: '',
+    WORKERS: '1',
+    STATS_PORT: String(statsPort),
+    METRICS_PORT: String(metricsPort),
+    METRICS_BIND: '127.0.0.1',
+    ...opts.env,
+  };
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...(opts.args ?? [])], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      PORT: String(port),
-      BIND: '127.0.0.1',
-      DATA_DIR: dataDir,
-      EXTERNAL_IP: '127.0.0.1',
-      IP_DETECT_URLS: '',
-      WORKERS: '1',
-      STATS_PORT: String(statsPort),
-      METRICS_PORT: String(metricsPort),
-      METRICS_BIND: '127.0.0.1',
-      ...opts.env,
-    },
+    env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -86,6 +107,7 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       running.delete(child);
+      secretLeaks.push(...findSecretLeaks(out, childEnv));
       for (const w of waiters) w();
       resolve(code);
     });

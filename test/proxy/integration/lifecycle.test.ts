@@ -101,13 +101,22 @@ describe('proxy lifecycle: limits, worker restarts and draining', function () {
     // The open connection still relays during the drain...
     open.send(Buffer.alloc(8, 2));
     expect((await open.receive()).payload.equals(Buffer.alloc(8, 2))).to.equal(true);
-    // ...new ones are refused...
-    const late = connect(proxy.port, '127.0.0.1');
-    const refused = await new Promise<boolean>((resolve) => {
-      late.on('error', () => resolve(true));
-      late.on('connect', () => resolve(false));
-    });
-    late.destroy();
+    // ...new ones are refused, once the worker has received the drain order (the primary logs
+    // "drain started" just before sending it, so allow a few tries)...
+    const tryConnect = (): Promise<boolean> =>
+      new Promise<boolean>((resolve) => {
+        const late = connect(proxy.port, '127.0.0.1');
+        late.on('error', () => resolve(true));
+        late.on('connect', () => {
+          late.destroy();
+          resolve(false);
+        });
+      });
+    let refused = false;
+    for (let i = 0; i < 20 && !refused; i++) {
+      refused = await tryConnect();
+      if (!refused) await new Promise((r) => setTimeout(r, 100));
+    }
     expect(refused).to.equal(true);
     // ...and the proxy ends it when the drain time is up.
     await open.waitForClose(10_000);

@@ -1,0 +1,12 @@
+// Mocha root hook plugin: after every suite has run, no proxy started by any test may have printed
+// one of its secrets outside the start-up banner (test/support/proxy-process.ts collects them).
+import type { RootHookObject } from 'mocha';
+import { secretLeaks } from './proxy-process.js';
+
+export const mochaHooks: RootHookObject = {
+  afterAll(): void {
+    if (secretLeaks.length > 0) {
+      throw new Error(`a proxy printed a secret outside its banner:\n${secretLeaks.slice(0, 5).join('\n')}`);
+    }
+  },
+};
