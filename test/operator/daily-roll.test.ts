@@ -4,24 +4,14 @@
 import { expect } from 'chai';
 import type { Operator } from '../../operator/src/operator.js';
 import { FakeClock } from '../../operator/src/schedule/clock.js';
-import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
-import { clusterWithCrd, type DeploymentJson, TestBed } from './support/harness.js';
+import { type DeploymentJson, freshTestBedPerTest, type TestBed } from './support/harness.js';
 
 describe('operator: the daily restart', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
-
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
-  beforeEach(async () => {
-    bed = await TestBed.create(cluster);
-  });
-  afterEach(async () => {
-    await bed?.dispose();
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   const replicaSets = async () => (await bed.list('replicasets', 'app.kubernetes.io/instance=tg')).length;

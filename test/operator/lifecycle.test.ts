@@ -1,34 +1,24 @@
 // An MTProxy's life against the real API server: created, edited, tampered with, and deleted,
 // while the operator (in this process) watches its namespace.
 import { expect } from 'chai';
-import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
 import {
-  clusterWithCrd,
   crdPath,
   type DeploymentJson,
   envOf,
+  freshTestBedPerTest,
   type JsonObject,
   TEST_IMAGE,
-  TestBed,
+  type TestBed,
 } from './support/harness.js';
 
 const HEX32 = /^[0-9a-f]{32}$/;
 
 describe('operator: an MTProxy from creation to deletion', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
-
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
-  beforeEach(async () => {
-    bed = await TestBed.create(cluster);
-  });
-  afterEach(async () => {
-    await bed?.dispose();
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   it('creating an MTProxy brings its Secret, links, Deployment and Services, and a Ready status', async () => {

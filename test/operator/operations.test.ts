@@ -3,16 +3,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { expect } from 'chai';
 import type { Operator } from '../../operator/src/operator.js';
-import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
 import { ApiOutage } from './support/api-outage.js';
 import {
-  clusterWithCrd,
   type DeploymentJson,
   envOf,
+  freshTestBedPerTest,
   rbacPath,
   repoRoot,
-  TestBed,
+  type TestBed,
 } from './support/harness.js';
 
 async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -22,18 +21,9 @@ async function httpGet(port: number, path: string): Promise<{ status: number; bo
 
 describe('operator: in operation', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
-
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
-  beforeEach(async () => {
-    bed = await TestBed.create(cluster);
-  });
-  afterEach(async () => {
-    await bed?.dispose();
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   it('of two operators one leads; the other takes over when the leader stops', async () => {
@@ -88,9 +78,9 @@ describe('operator: in operation', function () {
   });
 
   it('keeps working through an API server outage, and catches up with what changed meanwhile', async () => {
-    const relay = await ApiOutage.start(new URL(cluster.server));
+    const relay = await ApiOutage.start(new URL(bed.cluster.server));
     try {
-      const op = await bed.startOperator({ kubeConfig: relay.kubeConfigVia(cluster.kubeconfigPath) });
+      const op = await bed.startOperator({ kubeConfig: relay.kubeConfigVia(bed.cluster.kubeconfigPath) });
       await bed.applyProxy('before', {});
       await bed.waitForCondition('before', 'Ready', 'True');
 
@@ -114,9 +104,9 @@ describe('operator: in operation', function () {
   });
 
   it('works as the ServiceAccount with the RBAC we ship, not as admin', async () => {
-    await cluster.kubectl(['create', 'namespace', 'mtkube-system']);
-    await cluster.kubectlOk(['apply', '-f', rbacPath]);
-    const kubeconfigPath = await cluster.kubeconfigForServiceAccount('mtkube-system', 'mtkube-operator');
+    await bed.cluster.kubectl(['create', 'namespace', 'mtkube-system']);
+    await bed.cluster.kubectlOk(['apply', '-f', rbacPath]);
+    const kubeconfigPath = await bed.cluster.kubeconfigForServiceAccount('mtkube-system', 'mtkube-operator');
     const op = await bed.startOperator({
       kubeconfigPath,
       leaderElect: true,
@@ -140,7 +130,7 @@ describe('operator: in operation', function () {
     await bed.get('poddisruptionbudget', 'tg');
     const events = await bed.kubectlOk(['get', 'events', '-o', 'name']);
     expect(events).to.include('event/tg.');
-    await cluster.kubectlOk([
+    await bed.cluster.kubectlOk([
       'delete',
       'lease',
       `lease-${bed.ns}`,
@@ -151,8 +141,8 @@ describe('operator: in operation', function () {
   });
 
   it('ships an operator Deployment the API server accepts', async () => {
-    await cluster.kubectl(['create', 'namespace', 'mtkube-system']);
-    const out = await cluster.kubectlOk([
+    await bed.cluster.kubectl(['create', 'namespace', 'mtkube-system']);
+    const out = await bed.cluster.kubectlOk([
       'apply',
       '--dry-run=server',
       '-f',
@@ -163,7 +153,7 @@ describe('operator: in operation', function () {
 
   it('without permissions it says which ones are missing and is not ready', async () => {
     await bed.kubectlOk(['create', 'serviceaccount', 'nobody']);
-    const kubeconfigPath = await cluster.kubeconfigForServiceAccount(bed.ns, 'nobody');
+    const kubeconfigPath = await bed.cluster.kubeconfigForServiceAccount(bed.ns, 'nobody');
     const op = await bed.startOperator({ kubeconfigPath });
     const readyz = await eventually(async () => {
       const r = await httpGet(op.metricsPort, '/readyz');
@@ -208,7 +198,7 @@ describe('operator: in operation', function () {
         env: {
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? '',
-          KUBECONFIG: cluster.kubeconfigPath,
+          KUBECONFIG: bed.cluster.kubeconfigPath,
           WATCH_NAMESPACES: bed.ns,
           LEASE_NAMESPACE: bed.ns,
           DEFAULT_PROXY_IMAGE: 'example.invalid/from-cli:1',

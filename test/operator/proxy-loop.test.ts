@@ -6,12 +6,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import type { ControlPlane } from '../cluster/control-plane.js';
 import { Obfs2Client } from '../support/obfs2-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../support/proxy-process.js';
 import { type StandinDc, startStandinDc } from '../support/standin-dc.js';
 import { gramjsHandshakeViaProxy } from '../support/telegram-client.js';
-import { clusterWithCrd, type DeploymentJson, resolveContainerEnv, TestBed } from './support/harness.js';
+import {
+  type DeploymentJson,
+  freshTestBedPerTest,
+  resolveContainerEnv,
+  type TestBed,
+} from './support/harness.js';
 
 interface LinksJson {
   server: string;
@@ -28,18 +32,12 @@ interface LinksJson {
 
 describe('operator: the rendered proxy serves a real client', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
   let dc: StandinDc;
   let proxy: ProxyProcess | undefined;
   let dataDir: string;
 
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
   beforeEach(async () => {
-    bed = await TestBed.create(cluster);
     dc = await startStandinDc();
     dataDir = mkdtempSync(join(tmpdir(), 'mtkube-pod-data-'));
   });
@@ -48,7 +46,9 @@ describe('operator: the rendered proxy serves a real client', function () {
     proxy = undefined;
     await dc?.stop();
     rmSync(dataDir, { recursive: true, force: true });
-    await bed?.dispose();
+  });
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   it('a gramjs client connects with the dd link from the links Secret', async () => {

@@ -8,17 +8,16 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { MTProxySpec, MTProxyUser } from '../../operator/src/api/types.js';
 import { parseUsersFile } from '../../proxy/src/config/users-file.js';
-import type { ControlPlane } from '../cluster/control-plane.js';
 import { eventually } from '../cluster/eventually.js';
 import { Obfs2Client } from '../support/obfs2-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../support/proxy-process.js';
 import { type StandinDc, startStandinDc } from '../support/standin-dc.js';
 import {
-  clusterWithCrd,
   type DeploymentJson,
   envOf,
+  freshTestBedPerTest,
   resolveContainerEnv,
-  TestBed,
+  type TestBed,
 } from './support/harness.js';
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -57,18 +56,9 @@ async function deployment(bed: TestBed, name = 'tg') {
 
 describe('operator: named users with their own secrets, limits and links', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
-
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
-  beforeEach(async () => {
-    bed = await TestBed.create(cluster);
-  });
-  afterEach(async () => {
-    await bed?.dispose();
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   it('two users get distinct secrets, their limits in the mounted users file, and links of their own', async () => {
@@ -356,18 +346,12 @@ async function echoes(port: number, secret: string): Promise<boolean> {
 
 describe('operator: the rendered users file serves real clients', function () {
   this.timeout(120_000);
-  let cluster: ControlPlane;
   let bed: TestBed;
   let dc: StandinDc;
   let proxy: ProxyProcess | undefined;
   let dir: string;
 
-  before(async function () {
-    this.timeout(240_000);
-    cluster = await clusterWithCrd(this);
-  });
   beforeEach(async () => {
-    bed = await TestBed.create(cluster);
     dc = await startStandinDc();
     dir = mkdtempSync(join(tmpdir(), 'mtkube-pod-'));
   });
@@ -376,7 +360,9 @@ describe('operator: the rendered users file serves real clients', function () {
     proxy = undefined;
     await dc?.stop();
     rmSync(dir, { recursive: true, force: true });
-    await bed?.dispose();
+  });
+  freshTestBedPerTest((b) => {
+    bed = b;
   });
 
   it("a user's link from the links Secret gets through, a disabled user is refused, and a live edit applies without a restart", async () => {

@@ -35,6 +35,28 @@ export async function clusterWithCrd(ctx: Context): Promise<ControlPlane> {
   return cluster;
 }
 
+/**
+ * The hooks every operator suite runs around its tests: before all, the shared cluster with the CRD
+ * (or a skipped suite); before each test, a fresh TestBed (its own namespace) handed to `receive`;
+ * after each, that bed disposed. Call it inside describe(), after the suite's own afterEach hooks,
+ * so that what they stop is gone before the namespace is.
+ */
+export function freshTestBedPerTest(receive: (bed: TestBed) => void): void {
+  let cluster: ControlPlane;
+  let bed: TestBed | undefined;
+  before(async function () {
+    this.timeout(240_000);
+    cluster = await clusterWithCrd(this);
+  });
+  beforeEach(async () => {
+    bed = await TestBed.create(cluster);
+    receive(bed);
+  });
+  afterEach(async () => {
+    await bed?.dispose();
+  });
+}
+
 export interface JsonObject {
   apiVersion?: string;
   kind?: string;
