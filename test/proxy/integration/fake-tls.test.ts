@@ -4,12 +4,8 @@ import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/protocol/fake-tls-client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
-import {
-  MASK_PLAIN_ANSWER,
-  MASK_TLS_BODY,
-  type MaskServer,
-  startMaskServer,
-} from '../../support/mask-server.js';
+import { MASK_PLAIN_ANSWER, MASK_TLS_BODY, type MaskServer } from '../../support/mask-server.js';
+import { startMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { freePort, type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -53,19 +49,12 @@ describe('fake TLS (ee) with masking: clients get through, probers see the mask 
   let proxy: ProxyProcess;
 
   before(async () => {
-    dc = await startStandinDc();
-    mask = await startMaskServer();
-    proxy = await startProxy({
-      env: {
-        SECRET: ALICE,
-        FAKE_TLS_DOMAIN: 'example.com,www.example.com',
-        MASK_HOST: '127.0.0.1',
-        MASK_PORT: String(mask.port),
-        DC_ADDRS: `2=127.0.0.1:${dc.port}`,
-        WORKERS: '2',
-        HANDSHAKE_TIMEOUT: '2',
-      },
-    });
+    ({ dc, mask, proxy } = await startMaskedProxy({
+      SECRET: ALICE,
+      FAKE_TLS_DOMAIN: 'example.com,www.example.com',
+      WORKERS: '2',
+      HANDSHAKE_TIMEOUT: '2',
+    }));
   });
   after(async () => {
     await proxy?.stop();

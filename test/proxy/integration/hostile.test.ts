@@ -8,11 +8,12 @@ import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/protocol/fake-tls-client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
-import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
+import type { MaskServer } from '../../support/mask-server.js';
+import { startMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
-import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
-import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
+import type { ProxyProcess } from '../../support/proxy-process.js';
+import type { StandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';
 const KEY = Buffer.from(ALICE, 'hex');
@@ -93,20 +94,13 @@ describe('hostile input: the proxy outlasts garbage, trickles, floods and replay
   let baselineRss = 0;
 
   before(async () => {
-    dc = await startStandinDc();
-    mask = await startMaskServer();
-    proxy = await startProxy({
-      env: {
-        SECRET: ALICE,
-        DC_ADDRS: `2=127.0.0.1:${dc.port}`,
-        FAKE_TLS_DOMAIN: 'example.com',
-        MODES: 'secure,tls',
-        MASK_HOST: '127.0.0.1',
-        MASK_PORT: String(mask.port),
-        WORKERS: '2',
-        ...ENV,
-      },
-    });
+    ({ dc, mask, proxy } = await startMaskedProxy({
+      SECRET: ALICE,
+      FAKE_TLS_DOMAIN: 'example.com',
+      MODES: 'secure,tls',
+      WORKERS: '2',
+      ...ENV,
+    }));
     // Warm up every path once (TLS, plain, masking) so lazy set-up is in the baseline.
     for (let i = 0; i < 4; i++) await goodClientsGetThrough(proxy);
     await probe(proxy.port, randomBytes(100), { until: 'mask-site', timeoutMs: 3_000 });

@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { formatProxyHeaderV1, formatProxyHeaderV2 } from '../../../proxy/src/protocol/proxy-protocol.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
-import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
+import type { MaskServer } from '../../support/mask-server.js';
+import { startMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -122,20 +123,13 @@ describe('PROXY_PROTOCOL=auto with fake TLS and masking', function () {
   let proxy: ProxyProcess;
 
   before(async () => {
-    dc = await startStandinDc();
-    mask = await startMaskServer();
-    proxy = await startProxy({
-      env: {
-        SECRET: ALICE,
-        DC_ADDRS: `2=127.0.0.1:${dc.port}`,
-        FAKE_TLS_DOMAIN: 'example.com',
-        MODES: 'secure,tls',
-        MASK_HOST: '127.0.0.1',
-        MASK_PORT: String(mask.port),
-        PROXY_PROTOCOL: 'auto',
-        HANDSHAKE_TIMEOUT: '2',
-      },
-    });
+    ({ dc, mask, proxy } = await startMaskedProxy({
+      SECRET: ALICE,
+      FAKE_TLS_DOMAIN: 'example.com',
+      MODES: 'secure,tls',
+      PROXY_PROTOCOL: 'auto',
+      HANDSHAKE_TIMEOUT: '2',
+    }));
   });
   after(async () => {
     await proxy?.stop();

@@ -1,0 +1,37 @@
+// Our proxy as the masking suites run it: a stand-in DC 2 behind it and a mask site for every
+// handshake that fails (MTPROTO-PROXY.md §4.6), all three on 127.0.0.1.
+import { type MaskServer, startMaskServer } from './mask-server.js';
+import { type ProxyProcess, startProxy } from './proxy-process.js';
+import { type StandinDc, startStandinDc } from './standin-dc.js';
+
+export interface MaskedProxy {
+  readonly dc: StandinDc;
+  readonly mask: MaskServer;
+  readonly proxy: ProxyProcess;
+}
+
+/**
+ * Starts a stand-in DC, a mask site and the proxy with DC_ADDRS, MASK_HOST and MASK_PORT pointing
+ * at them; `env` gives the rest (SECRET, modes, timeouts). If something does not start, what did is
+ * stopped again before the error is passed on.
+ */
+export async function startMaskedProxy(env: Record<string, string>): Promise<MaskedProxy> {
+  const dc = await startStandinDc();
+  let mask: MaskServer | undefined;
+  try {
+    mask = await startMaskServer();
+    const proxy = await startProxy({
+      env: {
+        DC_ADDRS: `2=127.0.0.1:${dc.port}`,
+        MASK_HOST: '127.0.0.1',
+        MASK_PORT: String(mask.port),
+        ...env,
+      },
+    });
+    return { dc, mask, proxy };
+  } catch (err) {
+    await mask?.stop();
+    await dc.stop();
+    throw err;
+  }
+}
