@@ -6,7 +6,6 @@ import { expect } from 'chai';
 import { ipv4ToHostOrder } from '../../../proxy/src/protocol/middle-proxy/address.js';
 import { HANDSHAKE_FLAG_CRC32C, ProxyReqFlag } from '../../../proxy/src/protocol/middle-proxy/constants.js';
 import { ProxyReqHeader } from '../../../proxy/src/protocol/middle-proxy/rpc-proxy-req.js';
-import { type MiddleObserver, NULL_MIDDLE_OBSERVER } from '../../../proxy/src/upstream/middle-events.js';
 import {
   type MiddleClientHandler,
   type MiddleCloseReason,
@@ -14,6 +13,7 @@ import {
   MiddleProxyConnection,
   natClientAddress,
 } from '../../../proxy/src/upstream/middle-proxy-connection.js';
+import { countingObserver } from '../../support/counting-observer.js';
 import { NatForwarder } from '../../support/nat-forwarder.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
 
@@ -35,17 +35,6 @@ class RecordingClient implements MiddleClientHandler {
   drain(): void {
     this.drains++;
   }
-}
-
-function countingObserver(): MiddleObserver & { counts: Record<string, number> } {
-  const counts: Record<string, number> = {};
-  const observer = { ...NULL_MIDDLE_OBSERVER, counts } as MiddleObserver & { counts: Record<string, number> };
-  for (const key of Object.keys(NULL_MIDDLE_OBSERVER) as (keyof MiddleObserver)[]) {
-    observer[key] = () => {
-      counts[key] = (counts[key] ?? 0) + 1;
-    };
-  }
-  return observer;
 }
 
 /** An encrypted-looking MTProto packet (non-zero auth_key_id) with a recognisable fill. */

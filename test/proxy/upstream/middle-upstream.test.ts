@@ -13,8 +13,8 @@ import {
   type MiddleUpstreamCloseReason,
   type MiddleUpstreamOptions,
 } from '../../../proxy/src/relay/middle-upstream.js';
-import { type MiddleObserver, NULL_MIDDLE_OBSERVER } from '../../../proxy/src/upstream/middle-events.js';
 import { MiddleProxyPool, MiddleUnavailableError } from '../../../proxy/src/upstream/middle-proxy-pool.js';
+import { countingObserver } from '../../support/counting-observer.js';
 import { NatForwarder } from '../../support/nat-forwarder.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
 
@@ -48,17 +48,6 @@ class FakeClient implements ClientSink {
   get bytes(): Buffer {
     return Buffer.concat(this.received);
   }
-}
-
-function countingObserver(): MiddleObserver & { counts: Record<string, number> } {
-  const counts: Record<string, number> = {};
-  const observer = { ...NULL_MIDDLE_OBSERVER, counts } as MiddleObserver & { counts: Record<string, number> };
-  for (const key of Object.keys(NULL_MIDDLE_OBSERVER) as (keyof MiddleObserver)[]) {
-    observer[key] = () => {
-      counts[key] = (counts[key] ?? 0) + 1;
-    };
-  }
-  return observer;
 }
 
 /** An encrypted MTProto packet: non-zero auth_key_id, then message bytes. */
