@@ -64,6 +64,15 @@ function gauge(
 export function createMetricsRegistry(model: () => MetricsModel): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client also reports each of its active handles/requests/resources gauges as a sum named
+  // like a counter (_total), which promtool rightly flags; the per-type gauges carry the same.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
+    registry.removeSingleMetric(name);
+  }
   const m = model;
   const t = (): CounterSnapshot => m().totals;
 
