@@ -22,44 +22,44 @@ export interface MetricsModel {
 
 type Labels = Record<string, string>;
 
-/** A counter whose value is set from an absolute total at scrape time. */
-function totalCounter(
+type MetricArgs = [
   registry: Registry,
   name: string,
   help: string,
   labelNames: readonly string[],
   values: () => readonly [Labels, number][],
-): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of values()) this.inc(labels, v);
-    },
-  });
+];
+
+/**
+ * A metric whose values are read from the aggregated counters at scrape time: a counter is set
+ * from its absolute total (never incremented here), a gauge from its current value.
+ */
+function scraped(kind: 'counter' | 'gauge', ...[registry, name, help, labelNames, values]: MetricArgs): void {
+  const common = { name, help, labelNames, registers: [registry] };
+  if (kind === 'counter') {
+    new Counter({
+      ...common,
+      collect() {
+        this.reset();
+        for (const [labels, v] of values()) this.inc(labels, v);
+      },
+    });
+  } else {
+    new Gauge({
+      ...common,
+      collect() {
+        this.reset();
+        for (const [labels, v] of values()) this.set(labels, v);
+      },
+    });
+  }
 }
 
-function gauge(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly string[],
-  values: () => readonly [Labels, number][],
-): void {
-  new Gauge({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [labels, v] of values()) this.set(labels, v);
-    },
-  });
-}
+const totalCounter = (...args: MetricArgs): void => scraped('counter', ...args);
+const gauge = (...args: MetricArgs): void => scraped('gauge', ...args);
+
+/** One scrape reads every metric within a few milliseconds; they all share one model. */
+const MODEL_REUSE_MS = 250;
 
 export function createMetricsRegistry(model: () => MetricsModel): Registry {
   const registry = new Registry();
@@ -73,7 +73,18 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
   ]) {
     registry.removeSingleMetric(name);
   }
-  const m = model;
+  // Summing every worker's snapshot once per scrape, not once per metric, also keeps the
+  // figures of one scrape consistent with each other.
+  let cached: MetricsModel | undefined;
+  let cachedAt = 0;
+  const m = (): MetricsModel => {
+    const now = Date.now();
+    if (cached === undefined || now - cachedAt > MODEL_REUSE_MS) {
+      cached = model();
+      cachedAt = now;
+    }
+    return cached;
+  };
   const t = (): CounterSnapshot => m().totals;
 
   gauge(
