@@ -1,7 +1,7 @@
 // Bounded waiting during start-up: free ports, health probes, and a poll loop
 // that gives up at a deadline or as soon as a component it depends on died.
 import { get as httpGet } from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../support/free-port.js';
 import { ClusterStartError } from './errors.js';
 import { type Component, delay, logTail } from './processes.js';
 
@@ -11,17 +11,6 @@ export interface Deadline {
 }
 
 /** A port the kernel just handed out on 127.0.0.1; free again when we return. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** `count` different free ports (the kernel may hand out a just-closed one again). */
 export async function distinctFreePorts(count: number): Promise<number[]> {

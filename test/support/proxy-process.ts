@@ -2,23 +2,15 @@
 // the TypeScript sources, and stops it by PID.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../../proxy/src/cli.ts', import.meta.url));
+export { freePort } from './free-port.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './free-port.js';
+
+const cli = fileURLToPath(new URL('../../proxy/src/cli.ts', import.meta.url));
 
 export interface ProxyProcess extends ProxyPorts {
   readonly port: number;
