@@ -69,10 +69,6 @@ export class UserGate {
     return closed;
   }
 
-  openConnections(user: string): number {
-    return this.#open.get(user)?.size ?? 0;
-  }
-
   #track(user: string, session: SessionHooks, admittedIp: string | undefined): void {
     let set = this.#open.get(user);
     if (!set) {

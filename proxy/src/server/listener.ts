@@ -59,10 +59,6 @@ export class ClientListener {
     });
   }
 
-  get openConnections(): number {
-    return this.#open.size;
-  }
-
   /** Stop accepting; resolves when every open connection has closed or `timeoutMs` passed. */
   async drain(timeoutMs: number): Promise<void> {
     this.#server.close();

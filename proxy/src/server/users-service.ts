@@ -64,7 +64,6 @@ export class UsersService {
   #dirty = false;
   #watcher: FSWatcher | undefined;
   #timers: NodeJS.Timeout[] = [];
-  reloads = { ok: 0, failed: 0 };
 
   private constructor(
     opts: UsersServiceOptions,
@@ -155,7 +154,6 @@ export class UsersService {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      this.reloads.failed++;
       this.#opts.log.error('users file reload failed; keeping the users in force', {
         why,
         error: (err as Error).message,
@@ -169,7 +167,6 @@ export class UsersService {
       fileUsers = parseUsersFile(text, `USERS_FILE (${path})`);
     } catch (err) {
       this.#fileHash = hash;
-      this.reloads.failed++;
       this.#opts.log.error('users file rejected; keeping the users in force', {
         why,
         error: (err as Error).message,
@@ -180,7 +177,6 @@ export class UsersService {
     const users = mergeUsers(envUsers(this.#opts.envSecrets), fileUsers);
     const revoke = this.#registry.apply(users);
     this.#users = users;
-    this.reloads.ok++;
     this.#opts.log.info('users reloaded', { why, users: users.length, closing: revoke });
     this.#opts.onChange(this.wire(), revoke);
   }
