@@ -257,10 +257,16 @@ export class KubeClient {
   async delete(
     ref: ResourceRef,
     propagationPolicy: 'Background' | 'Foreground' = 'Background',
+    preconditions?: { uid?: string; resourceVersion?: string },
   ): Promise<boolean> {
     try {
       await this.request('DELETE', resourcePath(ref), {
-        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy },
+        body: {
+          kind: 'DeleteOptions',
+          apiVersion: 'v1',
+          propagationPolicy,
+          ...(preconditions ? { preconditions } : {}),
+        },
       });
       return true;
     } catch (err) {

@@ -43,6 +43,7 @@ import type { Clock } from '../schedule/clock.js';
 import { decideRoll, type RollDecision } from '../schedule/roll.js';
 import type { EventSink } from './events.js';
 import type { KubeClient, KubeObject } from './kube-client.js';
+import { OwnedWriter, OwnershipConflict } from './ownership.js';
 import { errorMessage } from './redact.js';
 import { ensureSecrets, readAdTagSecret, type SecretsResult, type UsersOutcome } from './secrets.js';
 
@@ -84,6 +85,7 @@ type DeploymentObject = KubeObject &
   };
 
 const MISSING_SECRET_RETRY_MS = 30_000;
+const CONFLICT_RETRY_MS = 30_000;
 
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -100,7 +102,14 @@ export class Reconciler {
       await this.#reportInvalidSpec(mtp, err);
       return {};
     }
-    return this.#reconcileValid(mtp, settings);
+    try {
+      return await this.#reconcileValid(mtp, settings);
+    } catch (err) {
+      if (!(err instanceof OwnershipConflict)) throw err;
+      await this.#reportConflict(mtp, err);
+      // Objects of other owners are not watched: look again later.
+      return { requeueAfterMs: CONFLICT_RETRY_MS };
+    }
   }
 
   /** Best effort after a failed reconcile: Degraded with the (redacted) error. */
@@ -120,7 +129,8 @@ export class Reconciler {
   }
 
   async #reconcileValid(mtp: MTProxy, s: ProxySettings): Promise<ReconcileResult> {
-    const { client, clock } = this.deps;
+    const { clock } = this.deps;
+    const client = new OwnedWriter(this.deps.client, mtp);
     const ns = mtp.metadata.namespace;
     const names = childNames(mtp.metadata.name);
     const now = clock.now();
@@ -435,21 +445,27 @@ export class Reconciler {
 
   /** Metrics Service, PodDisruptionBudget, ServiceMonitor: applied when wanted, removed when not. */
   async #optionalChildren(mtp: MTProxy, s: ProxySettings): Promise<void> {
-    const { client } = this.deps;
+    const client = new OwnedWriter(this.deps.client, mtp);
     const ns = mtp.metadata.namespace;
     const names = childNames(mtp.metadata.name);
-    // Removal of switched-off children happens when the spec changed; nothing else creates them.
+    // Removal of switched-off children happens when the spec changed; nothing else creates them,
+    // and only our own objects are removed (a PDB or ServiceMonitor of that name may be someone else's).
     const specChanged = mtp.status?.observedGeneration !== mtp.metadata.generation;
 
     if (s.metrics.enabled) await client.apply(renderMetricsService(mtp, names.metricsService, s));
     else if (this.deps.services.get(names.metricsService, ns)) {
-      await client.delete({ apiVersion: 'v1', kind: 'Service', namespace: ns, name: names.metricsService });
+      await client.deleteIfOwned({
+        apiVersion: 'v1',
+        kind: 'Service',
+        namespace: ns,
+        name: names.metricsService,
+      });
     }
 
     const pdb = renderPodDisruptionBudget(mtp, names.pdb, s);
     if (pdb) await client.apply(pdb);
     else if (specChanged) {
-      await client.delete({
+      await client.deleteIfOwned({
         apiVersion: 'policy/v1',
         kind: 'PodDisruptionBudget',
         namespace: ns,
@@ -472,7 +488,7 @@ export class Reconciler {
     }
     if (sm) await client.apply(sm);
     else {
-      await client.delete({
+      await client.deleteIfOwned({
         apiVersion: SERVICE_MONITOR_API,
         kind: 'ServiceMonitor',
         namespace: ns,
@@ -490,6 +506,16 @@ export class Reconciler {
     if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
       await this.deps.events.record(mtp, 'Warning', 'InvalidSpec', message);
     }
+    await this.#writeStatus(mtp, { ...mtp.status, observedGeneration: mtp.metadata.generation, conditions });
+  }
+
+  async #reportConflict(mtp: MTProxy, err: OwnershipConflict): Promise<void> {
+    const message = err.message;
+    const conditions = this.#patchConditions(mtp, [
+      [ConditionType.Degraded, { status: 'True', reason: 'Conflict', message }],
+      [ConditionType.Ready, { status: 'False', reason: 'Conflict', message }],
+    ]);
+    await this.deps.events.record(mtp, 'Warning', 'Conflict', message);
     await this.#writeStatus(mtp, { ...mtp.status, observedGeneration: mtp.metadata.generation, conditions });
   }
 

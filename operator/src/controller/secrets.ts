@@ -26,6 +26,7 @@ import {
   usersFromSecret,
 } from '../render/users.js';
 import { isConflict, type KubeClient, type KubeObject } from './kube-client.js';
+import { OwnershipConflict } from './ownership.js';
 
 export type SecretsOutcome =
   | {
@@ -250,7 +251,16 @@ async function ensureStore(
     return { ok: true, env: plan && envOutcome(name, plan, plan.generated, 0), users };
   }
 
+  // Ours by label only: a retained Secret outlives the MTProxy whose UID it carried. A Secret of
+  // this name without the label is someone else's, and its values are never read as ours.
   const ours = existing.metadata?.labels?.[LABELS.mtproxy] === mtp.metadata.name;
+  if (!ours) {
+    throw new OwnershipConflict(
+      'Secret',
+      name,
+      `lacks the label ${LABELS.mtproxy}=${mtp.metadata.name} (add it to adopt the Secret's secrets, or use spec.secrets.existingSecretName)`,
+    );
+  }
   let current: SecretSet | undefined;
   try {
     // A Secret the operator made for users alone has no `secrets` key yet; anyone else's must.
