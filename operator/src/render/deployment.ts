@@ -11,6 +11,7 @@ import { DEFAULTS } from '../api/defaults.js';
 import type { MTProxy } from '../api/types.js';
 import { DATA_DIR, type EnvInputs, renderEnv, USERS_DIR, USERS_FILE_KEY } from './env.js';
 import { ANNOTATIONS, childMeta, commonLabels, selectorLabels } from './meta.js';
+import { containerResources } from './resources.js';
 
 export const CONTAINER_NAME = 'proxy';
 /** The user the proxy runs as; the image must not need another. */
@@ -98,7 +99,7 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
     });
   }
   if (s.imagePullPolicy) container.imagePullPolicy = s.imagePullPolicy;
-  if (pod.resources) container.resources = pod.resources;
+  container.resources = containerResources(s.workers, s.maxConnections, pod.resources);
 
   const podSpec: Record<string, unknown> = {
     // The proxy never talks to the Kubernetes API.

@@ -239,7 +239,11 @@ describe('rendered Deployment', () => {
       priorityClassName: 'high',
       tolerations: [{ key: 'dedicated', operator: 'Exists' }],
     });
-    expect(container(spec).resources).to.deep.equal({ limits: { memory: '256Mi' } });
+    // The spec's limit overrides the derived one; the derived requests stay (they fit below it).
+    expect(container(spec).resources).to.deep.equal({
+      requests: { cpu: '200m', memory: '160Mi' },
+      limits: { memory: '256Mi' },
+    });
     expect(d.spec).to.include({ paused: true, replicas: 3 });
     expect(d.metadata.ownerReferences).to.deep.equal([
       {
