@@ -1,6 +1,9 @@
-// Structured JSON logs (winston) on stdout; every message and field passes through redact().
+// Structured JSON logs (winston) on stdout; every message and every string in every field, however
+// deeply nested, passes through redact().
+
+import type { Writable } from 'node:stream';
 import winston from 'winston';
-import { redact } from './controller/redact.js';
+import { redactDeep } from './controller/redact.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -13,19 +16,25 @@ export interface Logger {
 }
 
 const redactFormat = winston.format((info) => {
-  for (const [k, v] of Object.entries(info)) {
-    if (typeof v === 'string') (info as Record<string, unknown>)[k] = redact(v);
-  }
+  const fields = info as Record<string, unknown>;
+  for (const [k, v] of Object.entries(fields)) fields[k] = redactDeep(v);
   return info;
 });
 
-export function createLogger(level: LogLevel = 'info', options: { silent?: boolean } = {}): Logger {
+export function createLogger(
+  level: LogLevel = 'info',
+  options: { silent?: boolean; stream?: Writable } = {},
+): Logger {
   const base = winston.createLogger({
     level,
     silent: options.silent ?? false,
     format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
     defaultMeta: { component: 'mtkube-operator' },
-    transports: [new winston.transports.Console()],
+    transports: [
+      options.stream
+        ? new winston.transports.Stream({ stream: options.stream })
+        : new winston.transports.Console(),
+    ],
   });
   return wrap(base);
 }

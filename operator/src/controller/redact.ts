@@ -19,3 +19,25 @@ export function redact(text: string): string {
 export function errorMessage(err: unknown): string {
   return redact(err instanceof Error ? err.message : String(err));
 }
+
+/** Depth below which nested log fields are no longer walked (and are dropped, not printed raw). */
+const MAX_DEPTH = 8;
+
+/**
+ * A copy of any JSON-like value with every string in it redacted, however deep: an API answer
+ * logged as a field (error bodies, objects) can carry Secret data anywhere. Errors become their
+ * redacted message; cycles and values nested too deep become a marker instead of being printed.
+ */
+export function redactDeep(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return redact(value.message);
+  if (depth >= MAX_DEPTH) return '[nested too deep]';
+  if (seen.has(value)) return '[circular]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1, seen));
+  if (Buffer.isBuffer(value)) return '[bytes]';
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, depth + 1, seen);
+  return out;
+}
