@@ -5,6 +5,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, type MTProxy, PLURAL } from '../api/types.js';
 import type { Logger } from '../logging.js';
+import { Reconciler } from '../reconcile/reconciler.js';
+import { requeueDelay } from '../reconcile/result.js';
 import { LABELS, MANAGED_BY } from '../render/meta.js';
 import type { RandomBytes } from '../render/secrets.js';
 import { SERVICE_MONITOR_API } from '../render/service.js';
@@ -13,7 +15,6 @@ import type { EventSink } from './events.js';
 import { ResilientInformer } from './informer.js';
 import type { KubeClient, KubeObject } from './kube-client.js';
 import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.js';
-import { Reconciler } from './reconciler.js';
 import { errorMessage } from './redact.js';
 import { WorkQueue } from './work-queue.js';
 
@@ -225,9 +226,9 @@ export class Controller {
       try {
         const result = await this.reconciler.reconcile(namespace, name);
         this.queue.forget(key);
-        if (result.requeueAfterMs !== undefined) {
-          const cap = this.options.maxRequeueMs ?? 3_600_000;
-          this.queue.addAfter(key, Math.min(cap, Math.max(1000, result.requeueAfterMs)));
+        const delay = requeueDelay(result, this.options.maxRequeueMs ?? 3_600_000);
+        if (delay !== undefined) {
+          this.queue.addAfter(key, delay);
           metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'requeue_after' });
         } else {
           metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'success' });

@@ -1,5 +1,7 @@
 // What the operator observed -> MTProxy status: conditions with reasons, replica counts, endpoints,
-// restart times. Pure; never given a secret value, so it cannot write one.
+// restart times. All status logic of the operator is here, in one pure function (renderStatus);
+// the reconciler only gathers observations and writes the result. Never given a secret value, so
+// it cannot write one.
 import {
   type Condition,
   type ConditionStatus,
@@ -62,10 +64,6 @@ export type UsersStatusInput =
 
 export interface StatusInputs {
   readonly now: number;
-  /** Set when the spec cannot be run (SpecError message). */
-  readonly specProblem?: string | undefined;
-  /** Set when this reconcile failed; the message must not contain secrets. */
-  readonly reconcileError?: string | undefined;
   readonly secrets: ConditionInput & {
     readonly secretName: string | undefined;
     readonly count: number | undefined;
@@ -75,6 +73,8 @@ export interface StatusInputs {
   readonly users?: UsersStatusInput;
   /** undefined when no ad tag is configured (the condition then does not apply). */
   readonly adTag: ConditionInput | undefined;
+  /** The ad tag could not be read: the pods are not updated until it is fixed. */
+  readonly adTagProblem?: { readonly reason: string; readonly message: string } | undefined;
   readonly deployment: DeploymentObservation | undefined;
   readonly paused: boolean;
   readonly mode: 'direct' | 'middle' | undefined;
@@ -133,10 +133,21 @@ function progressing(inputs: StatusInputs): ConditionInput {
   }
 }
 
+/**
+ * A reconcile that could not go through: the spec cannot be run (InvalidSpec), an object of
+ * someone else's stands where a child should be (Conflict), or an error (ReconcileFailed). The
+ * rest of the status stays as last observed.
+ */
+export interface BlockedStatusInputs {
+  readonly now: number;
+  readonly blocked: {
+    readonly reason: 'InvalidSpec' | 'Conflict' | 'ReconcileFailed';
+    /** Must not contain secrets (errors pass through redact first). */
+    readonly message: string;
+  };
+}
+
 function degraded(inputs: StatusInputs): ConditionInput {
-  if (inputs.specProblem) return { status: 'True', reason: 'InvalidSpec', message: inputs.specProblem };
-  if (inputs.reconcileError)
-    return { status: 'True', reason: 'ReconcileFailed', message: inputs.reconcileError };
   if (inputs.secrets.status !== 'True') {
     return { status: 'True', reason: inputs.secrets.reason, message: inputs.secrets.message };
   }
@@ -150,6 +161,9 @@ function degraded(inputs: StatusInputs): ConditionInput {
   }
   if (rolloutState(inputs.deployment) === 'stuck') {
     return { status: 'True', reason: 'RolloutStuck', message: 'the rollout exceeded its progress deadline' };
+  }
+  if (inputs.adTagProblem) {
+    return { status: 'True', reason: inputs.adTagProblem.reason, message: inputs.adTagProblem.message };
   }
   return { status: 'False', reason: 'AsExpected', message: 'no problem found' };
 }
@@ -175,7 +189,35 @@ function ready(
   return { status: 'True', reason: 'Available', message: `${available} of ${desired} pods available` };
 }
 
-export function renderStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
+/** The status for what was observed, or for a reconcile that was blocked. */
+export function renderStatus(mtp: MTProxy, inputs: StatusInputs | BlockedStatusInputs): MTProxyStatus {
+  return 'blocked' in inputs ? blockedStatus(mtp, inputs) : observedStatus(mtp, inputs);
+}
+
+function blockedStatus(mtp: MTProxy, inputs: BlockedStatusInputs): MTProxyStatus {
+  const generation = mtp.metadata.generation;
+  const { reason, message } = inputs.blocked;
+  const previous = mtp.status?.conditions;
+  const conditions = [...(previous ?? [])];
+  const set = (type: string, c: ConditionInput) => {
+    const next = mergeCondition(previous, type, c, generation, inputs.now);
+    const i = conditions.findIndex((x) => x.type === type);
+    if (i >= 0) conditions[i] = next;
+    else conditions.push(next);
+  };
+  set(ConditionType.Degraded, { status: 'True', reason, message });
+  set(ConditionType.Ready, { status: 'False', reason, message });
+  // A failed reconcile has not observed this generation; a spec or a conflict it could judge has.
+  const observedGeneration =
+    reason === 'ReconcileFailed'
+      ? mtp.status?.observedGeneration
+      : (generation ?? mtp.status?.observedGeneration);
+  const status: MTProxyStatus = { ...mtp.status, conditions };
+  if (observedGeneration !== undefined) status.observedGeneration = observedGeneration;
+  return status;
+}
+
+function observedStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
   const generation = mtp.metadata.generation;
   const previous = mtp.status?.conditions;
   const progressingNow = progressing(inputs);

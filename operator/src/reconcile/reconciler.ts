@@ -1,15 +1,16 @@
-// One level-triggered reconcile of one MTProxy: read it, compute the children with the pure
-// renderers, apply them with server-side apply (field manager mtkube-operator, force: drift is
-// corrected), write status. Nothing here depends on which event woke it up.
+// One level-triggered reconcile of one MTProxy, in phases: secrets (client secrets, users' secrets,
+// ad tag), service (the client Service and the address it gives), workload (users file, Deployment,
+// links), monitoring (metrics Service, PDB, ServiceMonitor), status. Each phase is short, renders
+// with pure functions and applies with server-side apply through OwnedWriter (only over our own
+// objects); each returns a ReconcileResult and combine() keeps the soonest requeue. The status is
+// computed by one pure function (render/status.ts) from what the phases observed. Nothing here
+// depends on which event woke it up.
 import { type ProxySettings, resolveSpec, SpecError } from '../api/defaults.js';
-import {
-  API_VERSION,
-  type Condition,
-  ConditionType,
-  KIND,
-  type MTProxy,
-  type MTProxyStatus,
-} from '../api/types.js';
+import { API_VERSION, KIND, type MTProxy, type MTProxyStatus } from '../api/types.js';
+import type { EventSink } from '../controller/events.js';
+import type { KubeClient, KubeObject } from '../controller/kube-client.js';
+import { OwnedWriter, OwnershipConflict } from '../controller/ownership.js';
+import { errorMessage } from '../controller/redact.js';
 import type { Logger } from '../logging.js';
 import { renderDeployment } from '../render/deployment.js';
 import { externalIpEnv, USERS_FILE_KEY } from '../render/env.js';
@@ -33,7 +34,6 @@ import {
 import {
   type ConditionInput,
   type DeploymentObservation,
-  mergeCondition,
   renderStatus,
   rolloutState,
   type UsersStatusInput,
@@ -41,10 +41,7 @@ import {
 import { describeLeft, renderUsersSecret, usersStatus } from '../render/users.js';
 import type { Clock } from '../schedule/clock.js';
 import { decideRoll, type RollDecision } from '../schedule/roll.js';
-import type { EventSink } from './events.js';
-import type { KubeClient, KubeObject } from './kube-client.js';
-import { OwnedWriter, OwnershipConflict } from './ownership.js';
-import { errorMessage } from './redact.js';
+import { combine, DONE, RETRY_MS, type ReconcileResult, requeueAfter } from './result.js';
 import { ensureSecrets, readAdTagSecret, type SecretsResult, type UsersOutcome } from './secrets.js';
 
 /** Read access to the informer caches. */
@@ -68,10 +65,7 @@ export interface ReconcilerDeps {
   readonly serviceMonitorsServed: () => Promise<boolean>;
 }
 
-export interface ReconcileResult {
-  /** Reconcile again after this long (scheduled work, waiting for a load balancer). */
-  readonly requeueAfterMs?: number | undefined;
-}
+export type { ReconcileResult } from './result.js';
 
 interface ServiceObject extends KubeObject {
   status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } };
@@ -84,8 +78,31 @@ type DeploymentObject = KubeObject &
     };
   };
 
-const MISSING_SECRET_RETRY_MS = 30_000;
-const CONFLICT_RETRY_MS = 30_000;
+type AdTagOutcome =
+  | { readonly ok: true; readonly value: string | undefined }
+  | { readonly ok: false; readonly reason: string; readonly message: string };
+
+/** What the secrets phase found: everything later phases and the status need. */
+interface SecretsPhase {
+  readonly secrets: SecretsResult['env'];
+  readonly users: UsersOutcome;
+  readonly tag: AdTagOutcome;
+  /** All three usable: the workload may be updated. */
+  readonly ready: boolean;
+  readonly result: ReconcileResult;
+}
+
+interface ServicePhase {
+  readonly lbIP: string | undefined;
+  readonly endpoint: { host: string; port: number } | undefined;
+  readonly external: ConditionInput & { ip: string | undefined };
+}
+
+interface WorkloadPhase {
+  readonly deployment: DeploymentObservation | undefined;
+  readonly roll: RollDecision | undefined;
+  readonly result: ReconcileResult;
+}
 
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -93,22 +110,26 @@ export class Reconciler {
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const mtp = this.deps.mtproxies.get(name, namespace);
     // Gone: garbage collection removes the owned children; a retained Secret stays on purpose.
-    if (!mtp || mtp.metadata.deletionTimestamp) return {};
+    if (!mtp || mtp.metadata.deletionTimestamp) return DONE;
     let settings: ProxySettings;
     try {
       settings = resolveSpec(mtp.spec, { defaultImage: this.deps.defaultImage });
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
-      await this.#reportInvalidSpec(mtp, err);
-      return {};
+      if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+        await this.deps.events.record(mtp, 'Warning', 'InvalidSpec', err.message);
+      }
+      await this.#writeBlocked(mtp, 'InvalidSpec', err.message);
+      return DONE;
     }
     try {
-      return await this.#reconcileValid(mtp, settings);
+      return await this.#phases(mtp, settings);
     } catch (err) {
       if (!(err instanceof OwnershipConflict)) throw err;
-      await this.#reportConflict(mtp, err);
+      await this.deps.events.record(mtp, 'Warning', 'Conflict', err.message);
+      await this.#writeBlocked(mtp, 'Conflict', err.message);
       // Objects of other owners are not watched: look again later.
-      return { requeueAfterMs: CONFLICT_RETRY_MS };
+      return requeueAfter(RETRY_MS.conflict);
     }
   }
 
@@ -116,85 +137,118 @@ export class Reconciler {
   async reportFailure(namespace: string, name: string, err: unknown): Promise<void> {
     const mtp = this.deps.mtproxies.get(name, namespace);
     if (!mtp) return;
-    const message = errorMessage(err);
-    const conditions = this.#patchConditions(mtp, [
-      [ConditionType.Degraded, { status: 'True', reason: 'ReconcileFailed', message }],
-      [ConditionType.Ready, { status: 'False', reason: 'ReconcileFailed', message }],
-    ]);
     try {
-      await this.#writeStatus(mtp, { ...mtp.status, conditions });
+      await this.#writeBlocked(mtp, 'ReconcileFailed', errorMessage(err));
     } catch (statusErr) {
       this.deps.log.debug('could not write the failure to status', { error: errorMessage(statusErr) });
     }
   }
 
-  async #reconcileValid(mtp: MTProxy, s: ProxySettings): Promise<ReconcileResult> {
-    const { clock } = this.deps;
-    const client = new OwnedWriter(this.deps.client, mtp);
-    const ns = mtp.metadata.namespace;
-    const names = childNames(mtp.metadata.name);
-    const now = clock.now();
+  async #phases(mtp: MTProxy, s: ProxySettings): Promise<ReconcileResult> {
+    const writer = new OwnedWriter(this.deps.client, mtp);
+    const now = this.deps.clock.now();
+    const secrets = await this.#secretsPhase(mtp, s);
+    const service = await this.#servicePhase(mtp, s, writer);
+    const workload = await this.#workloadPhase(mtp, s, writer, secrets, service, now);
+    await this.#monitoringPhase(mtp, s, writer);
+    await this.#statusPhase(mtp, s, secrets, service, workload, now);
+    return combine(secrets.result, workload.result);
+  }
 
+  /** Client secrets, users' secrets and the ad tag: read or generated, never written into a spec. */
+  async #secretsPhase(mtp: MTProxy, s: ProxySettings): Promise<SecretsPhase> {
     const { env: secrets, users } = await this.#secrets(mtp, s);
     const tag = await this.#adTag(mtp, s);
+    const ready = secrets.ok && tag.ok && users.ok;
+    // Secrets we may not watch (not labelled for us) can appear or be fixed at any time.
+    const waiting = !ready || (users.ok && users.left.length > 0);
+    return { secrets, users, tag, ready, result: waiting ? requeueAfter(RETRY_MS.missingSecret) : DONE };
+  }
 
-    const service = await client.apply<ServiceObject>(renderClientService(mtp, names.service, s));
+  /** The client Service, and the address clients and the middle proxies get from it. */
+  async #servicePhase(mtp: MTProxy, s: ProxySettings, writer: OwnedWriter): Promise<ServicePhase> {
+    const names = childNames(mtp.metadata.name);
+    const service = await writer.apply<ServiceObject>(renderClientService(mtp, names.service, s));
     const ingress = service.status?.loadBalancer?.ingress?.[0];
     const lbIP = ingress?.ip;
     const host = s.publicAddress.host ?? ingress?.hostname ?? ingress?.ip ?? s.publicAddress.externalIP;
-    const endpoint = host ? { host, port: s.publicAddress.port } : undefined;
-    const external = this.#externalAddress(s, lbIP);
+    return {
+      lbIP,
+      endpoint: host ? { host, port: s.publicAddress.port } : undefined,
+      external: this.#externalAddress(s, lbIP),
+    };
+  }
 
+  /** Users file, Deployment (with the daily roll) and links; only when every secret is usable. */
+  async #workloadPhase(
+    mtp: MTProxy,
+    s: ProxySettings,
+    writer: OwnedWriter,
+    found: SecretsPhase,
+    service: ServicePhase,
+    now: number,
+  ): Promise<WorkloadPhase> {
+    const ns = mtp.metadata.namespace;
+    const names = childNames(mtp.metadata.name);
     const current = this.deps.deployments.get(names.deployment, ns) as DeploymentObject | undefined;
-    let deployment: DeploymentObservation | undefined = current;
-    let roll: RollDecision | undefined;
-    if (secrets.ok && tag.ok && users.ok) {
-      // The users file first, so a pod that mounts it for the first time finds it.
-      const usersSecretName = s.users.length > 0 ? names.users : undefined;
-      if (usersSecretName) await client.apply(renderUsersSecret(mtp, usersSecretName, users.served));
-      const state = rolloutState(current);
-      roll = decideRoll({
-        now,
-        schedule: s.restart,
-        seed: mtp.metadata.uid ?? mtp.metadata.name,
-        paused: s.paused,
-        rolloutInProgress: state === 'progressing' || state === 'stuck',
-        status: mtp.status ?? {},
-        templateRestartedAt: current?.spec?.template?.metadata?.annotations?.[ANNOTATIONS.restartedAt],
-      });
-      deployment = await client.apply<DeploymentObject>(
-        renderDeployment(mtp, names.deployment, s, {
-          secretsRef: secrets.secrets.length > 0 ? { name: secrets.secretName, key: secrets.key } : undefined,
-          usersSecretName,
-          loadBalancerIP: lbIP,
-          // SECRET and TAG are read once at start; the users file is reloaded live, so users
-          // are left out and a change to them never rolls the pods.
-          secretsChecksum: secretsChecksum(secrets.secrets, tag.value),
-          restartedAt: roll.restartedAt,
-        }),
-      );
-      // No users left: the pods no longer mount the file; emptied, it keeps no secret (the operator
-      // never deletes a Secret; garbage collection removes it with the MTProxy).
-      const stale = this.deps.secrets.get(names.users, ns) as { data?: Record<string, string> } | undefined;
-      const empty = renderUsersSecret(mtp, names.users, []);
-      if (!usersSecretName && stale && stale.data?.[USERS_FILE_KEY] !== empty.data[USERS_FILE_KEY]) {
-        await client.apply(empty);
-      }
-      await this.#rollEvents(mtp, roll);
-      const named: NamedSecret[] = [
-        ...envSecretNames(secrets.secrets),
-        ...users.served.map((u) => ({
-          name: u.settings.name,
-          secret: u.secret,
-          enabled: u.settings.enabled,
-        })),
-      ];
-      const links = endpoint ? renderLinks(s, named, endpoint.host, endpoint.port) : [];
-      await client.apply(renderLinksSecret(mtp, names.links, links, endpoint));
+    const { secrets, users, tag } = found;
+    if (!found.ready || !secrets.ok || !users.ok || !tag.ok) {
+      return { deployment: current, roll: undefined, result: DONE };
     }
+    // The users file first, so a pod that mounts it for the first time finds it.
+    const usersSecretName = s.users.length > 0 ? names.users : undefined;
+    if (usersSecretName) await writer.apply(renderUsersSecret(mtp, usersSecretName, users.served));
+    const state = rolloutState(current);
+    const roll = decideRoll({
+      now,
+      schedule: s.restart,
+      seed: mtp.metadata.uid ?? mtp.metadata.name,
+      paused: s.paused,
+      rolloutInProgress: state === 'progressing' || state === 'stuck',
+      status: mtp.status ?? {},
+      templateRestartedAt: current?.spec?.template?.metadata?.annotations?.[ANNOTATIONS.restartedAt],
+    });
+    const deployment = await writer.apply<DeploymentObject>(
+      renderDeployment(mtp, names.deployment, s, {
+        secretsRef: secrets.secrets.length > 0 ? { name: secrets.secretName, key: secrets.key } : undefined,
+        usersSecretName,
+        loadBalancerIP: service.lbIP,
+        // SECRET and TAG are read once at start; the users file is reloaded live, so users
+        // are left out and a change to them never rolls the pods.
+        secretsChecksum: secretsChecksum(secrets.secrets, tag.value),
+        restartedAt: roll.restartedAt,
+      }),
+    );
+    // No users left: the pods no longer mount the file; emptied, it keeps no secret (the operator
+    // never deletes a Secret; garbage collection removes it with the MTProxy).
+    const stale = this.deps.secrets.get(names.users, ns) as { data?: Record<string, string> } | undefined;
+    const empty = renderUsersSecret(mtp, names.users, []);
+    if (!usersSecretName && stale && stale.data?.[USERS_FILE_KEY] !== empty.data[USERS_FILE_KEY]) {
+      await writer.apply(empty);
+    }
+    await this.#rollEvents(mtp, roll);
+    const named: NamedSecret[] = [
+      ...envSecretNames(secrets.secrets),
+      ...users.served.map((u) => ({ name: u.settings.name, secret: u.secret, enabled: u.settings.enabled })),
+    ];
+    const endpoint = service.endpoint;
+    const links = endpoint ? renderLinks(s, named, endpoint.host, endpoint.port) : [];
+    await writer.apply(renderLinksSecret(mtp, names.links, links, endpoint));
+    return { deployment, roll, result: requeueAfterRoll(roll) };
+  }
 
-    await this.#optionalChildren(mtp, s);
-
+  /** Everything the phases observed -> status (one pure function), written if it changed. */
+  async #statusPhase(
+    mtp: MTProxy,
+    s: ProxySettings,
+    found: SecretsPhase,
+    service: ServicePhase,
+    workload: WorkloadPhase,
+    now: number,
+  ): Promise<void> {
+    const { secrets, users, tag } = found;
+    const names = childNames(mtp.metadata.name);
+    const roll = workload.roll;
     const status = renderStatus(mtp, {
       now,
       secrets: secrets.ok
@@ -214,16 +268,17 @@ export class Reconciler {
             count: undefined,
             fingerprint: undefined,
           },
-      externalAddress: external,
+      externalAddress: service.external,
       users: this.#usersStatus(mtp, s, users, names.users),
-      adTag: this.#adTagCondition(s, tag, external, deployment),
-      deployment,
+      adTag: this.#adTagCondition(s, tag, service.external, workload.deployment),
+      adTagProblem: tag.ok ? undefined : { reason: tag.reason, message: tag.message },
+      deployment: workload.deployment,
       paused: s.paused,
       mode: s.effectiveMode,
       image: s.image,
       selector: selectorString(mtp),
       linksSecretName: secrets.ok && users.ok ? names.links : undefined,
-      endpoints: endpoint ? [endpoint] : [],
+      endpoints: service.endpoint ? [service.endpoint] : [],
       restart: roll
         ? {
             lastRestartTime: roll.lastRestartTime,
@@ -236,36 +291,7 @@ export class Reconciler {
             restartSchedule: mtp.status?.restartSchedule,
           },
     });
-    if (!tag.ok) {
-      // Surface the missing tag as Degraded too: the pods are not updated until it is fixed.
-      const degraded = status.conditions?.find((c) => c.type === ConditionType.Degraded);
-      if (degraded && degraded.status !== 'True') {
-        Object.assign(
-          degraded,
-          mergeCondition(
-            mtp.status?.conditions,
-            ConditionType.Degraded,
-            {
-              status: 'True',
-              reason: tag.reason,
-              message: tag.message,
-            },
-            mtp.metadata.generation,
-            now,
-          ),
-        );
-      }
-    }
     await this.#writeStatus(mtp, status);
-
-    // A load balancer address arriving is a Service event; only scheduled work and Secrets we
-    // cannot watch (unlabelled user Secrets) need a timer.
-    const waits = [roll?.requeueAfterMs];
-    if (!secrets.ok || !tag.ok || !users.ok || (users.ok && users.left.length > 0)) {
-      waits.push(MISSING_SECRET_RETRY_MS);
-    }
-    const defined = waits.filter((w): w is number => w !== undefined);
-    return { requeueAfterMs: defined.length > 0 ? Math.min(...defined) : undefined };
   }
 
   async #secrets(mtp: MTProxy, s: ProxySettings): Promise<SecretsResult> {
@@ -349,10 +375,7 @@ export class Reconciler {
     };
   }
 
-  async #adTag(
-    mtp: MTProxy,
-    s: ProxySettings,
-  ): Promise<{ ok: true; value: string | undefined } | { ok: false; reason: string; message: string }> {
+  async #adTag(mtp: MTProxy, s: ProxySettings): Promise<AdTagOutcome> {
     if (!s.adTag) return { ok: true, value: undefined };
     if (s.adTag.kind === 'value') return { ok: true, value: s.adTag.value };
     return readAdTagSecret(this.deps.client, mtp.metadata.namespace, s.adTag.ref);
@@ -396,7 +419,7 @@ export class Reconciler {
 
   #adTagCondition(
     s: ProxySettings,
-    tag: { ok: true; value: string | undefined } | { ok: false; reason: string; message: string },
+    tag: AdTagOutcome,
     external: ConditionInput,
     deployment: DeploymentObservation | undefined,
   ): ConditionInput | undefined {
@@ -444,8 +467,7 @@ export class Reconciler {
   }
 
   /** Metrics Service, PodDisruptionBudget, ServiceMonitor: applied when wanted, removed when not. */
-  async #optionalChildren(mtp: MTProxy, s: ProxySettings): Promise<void> {
-    const client = new OwnedWriter(this.deps.client, mtp);
+  async #monitoringPhase(mtp: MTProxy, s: ProxySettings, client: OwnedWriter): Promise<void> {
     const ns = mtp.metadata.namespace;
     const names = childNames(mtp.metadata.name);
     // Removal of switched-off children happens when the spec changed; nothing else creates them,
@@ -497,38 +519,15 @@ export class Reconciler {
     }
   }
 
-  async #reportInvalidSpec(mtp: MTProxy, err: SpecError): Promise<void> {
-    const message = err.message;
-    const conditions = this.#patchConditions(mtp, [
-      [ConditionType.Degraded, { status: 'True', reason: 'InvalidSpec', message }],
-      [ConditionType.Ready, { status: 'False', reason: 'InvalidSpec', message }],
-    ]);
-    if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
-      await this.deps.events.record(mtp, 'Warning', 'InvalidSpec', message);
-    }
-    await this.#writeStatus(mtp, { ...mtp.status, observedGeneration: mtp.metadata.generation, conditions });
-  }
-
-  async #reportConflict(mtp: MTProxy, err: OwnershipConflict): Promise<void> {
-    const message = err.message;
-    const conditions = this.#patchConditions(mtp, [
-      [ConditionType.Degraded, { status: 'True', reason: 'Conflict', message }],
-      [ConditionType.Ready, { status: 'False', reason: 'Conflict', message }],
-    ]);
-    await this.deps.events.record(mtp, 'Warning', 'Conflict', message);
-    await this.#writeStatus(mtp, { ...mtp.status, observedGeneration: mtp.metadata.generation, conditions });
-  }
-
-  #patchConditions(mtp: MTProxy, updates: [string, ConditionInput][]): Condition[] {
-    const now = this.deps.clock.now();
-    const conditions = [...(mtp.status?.conditions ?? [])];
-    for (const [type, input] of updates) {
-      const next = mergeCondition(mtp.status?.conditions, type, input, mtp.metadata.generation, now);
-      const i = conditions.findIndex((c) => c.type === type);
-      if (i >= 0) conditions[i] = next;
-      else conditions.push(next);
-    }
-    return conditions;
+  async #writeBlocked(
+    mtp: MTProxy,
+    reason: 'InvalidSpec' | 'Conflict' | 'ReconcileFailed',
+    message: string,
+  ): Promise<void> {
+    await this.#writeStatus(
+      mtp,
+      renderStatus(mtp, { now: this.deps.clock.now(), blocked: { reason, message } }),
+    );
   }
 
   async #writeStatus(mtp: MTProxy, status: MTProxyStatus): Promise<void> {
@@ -558,4 +557,9 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
   const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
   return ak.length === bk.length && ak.every((k) => sameJson(ao[k], bo[k]));
+}
+
+/** The daily roll's next look, as a result. */
+function requeueAfterRoll(roll: RollDecision): ReconcileResult {
+  return roll.requeueAfterMs === undefined ? DONE : requeueAfter(roll.requeueAfterMs);
 }

@@ -3,6 +3,8 @@
 // Decisions are in render/secrets.ts and render/users.ts.
 import type { ProxySettings } from '../api/defaults.js';
 import type { MTProxy } from '../api/types.js';
+import { isConflict, type KubeClient, type KubeObject } from '../controller/kube-client.js';
+import { OwnershipConflict } from '../controller/ownership.js';
 import { childNames, LABELS } from '../render/meta.js';
 import {
   parseSecrets,
@@ -25,8 +27,6 @@ import {
   usersFromPlan,
   usersFromSecret,
 } from '../render/users.js';
-import { isConflict, type KubeClient, type KubeObject } from './kube-client.js';
-import { OwnershipConflict } from './ownership.js';
 
 export type SecretsOutcome =
   | {
