@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Controller } from './controller/controller.js';
+import { Controller, type ReconcileObserver } from './controller/controller.js';
 import { EventRecorder } from './controller/events.js';
 import { KubeClient } from './controller/kube-client.js';
 import { KubeLeaseStore, LeaderElector } from './controller/leader-election.js';
@@ -41,6 +41,8 @@ export interface OperatorOptions {
   readonly preflightRetryMs?: number;
   /** Include Node process metrics in /metrics (off in tests running several operators). */
   readonly processMetrics?: boolean;
+  /** Told when a reconcile starts and ends (tests check that one replica reconciles at a time). */
+  readonly reconcileObserver?: ReconcileObserver;
 }
 
 export class Operator {
@@ -56,6 +58,8 @@ export class Operator {
   #stopped = false;
   #startup: Promise<void> | undefined;
   #leading: Promise<void> = Promise.resolve();
+  /** Aborted when this replica stops leading: cuts off every request of the controller's term. */
+  #term: AbortController | undefined;
   readonly #abort = new AbortController();
 
   constructor(private readonly options: OperatorOptions) {
@@ -166,12 +170,19 @@ export class Operator {
           lease: `${this.options.leaseNamespace}/${this.options.leaseName}`,
         });
         this.metrics.leader.set({ name: 'mtkube-operator' }, 1);
-        this.#leading = this.#leading.then(() => this.#startController());
+        const term = new AbortController();
+        this.#term = term;
+        this.#leading = this.#leading.then(() => this.#startController(term.signal));
       },
       onStoppedLeading: () => {
+        // First cut off everything the term started, at once: nothing may still write after the
+        // renew deadline, however slow the controller is to wind down.
+        this.#term?.abort(new Error('stopped leading'));
+        this.#term = undefined;
         this.log.info('stopped leading');
         this.metrics.leader.set({ name: 'mtkube-operator' }, 0);
         this.#leading = this.#leading.then(() => this.#stopController());
+        return this.#leading;
       },
       onError: (err) => this.log.warn('lease update failed', { error: errorMessage(err) }),
     });
@@ -179,16 +190,19 @@ export class Operator {
     if (!this.#stopped) this.#elector.start();
   }
 
-  async #startController(): Promise<void> {
-    if (this.#stopped || this.#controller) return;
+  async #startController(term?: AbortSignal): Promise<void> {
+    if (this.#stopped || this.#controller || term?.aborted) return;
     const clock = this.options.clock ?? systemClock;
+    const client = term ? this.client.scoped(term) : this.client;
     const controller = new Controller({
       kubeConfig: this.options.kubeConfig,
-      client: this.client,
+      client,
+      ...(term ? { term } : {}),
+      ...(this.options.reconcileObserver ? { observer: this.options.reconcileObserver } : {}),
       namespaces: this.options.namespaces,
       clock,
       random: this.options.random ?? randomBytes,
-      events: new EventRecorder(this.client, {
+      events: new EventRecorder(client, {
         component: 'mtkube-operator',
         instance: this.identity,
         clock,

@@ -34,6 +34,15 @@ export interface ControllerOptions {
   readonly stallTimeoutMs?: number;
   /** Cap on a scheduled requeue, so a far-off restart is re-planned now and then. */
   readonly maxRequeueMs?: number;
+  /** The leadership term: once aborted, no reconcile starts (and the client's requests fail). */
+  readonly term?: AbortSignal;
+  readonly observer?: ReconcileObserver;
+}
+
+/** Told when a reconcile starts and ends. */
+export interface ReconcileObserver {
+  started(key: string): void;
+  finished(key: string): void;
 }
 
 type Key = string;
@@ -221,7 +230,12 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      if (this.options.term?.aborted) {
+        this.queue.done(key);
+        return;
+      }
       const [namespace, name] = key.split('/') as [string, string];
+      this.options.observer?.started(key);
       const end = metrics.reconcileTime.startTimer({ controller: CONTROLLER_NAME });
       try {
         const result = await this.reconciler.reconcile(namespace, name);
@@ -235,12 +249,15 @@ export class Controller {
         }
         log.debug('reconciled', { key, requeueAfterMs: result.requeueAfterMs });
       } catch (err) {
+        // The term ended under it: not a failure of this MTProxy, and nothing more may be written.
+        if (this.options.term?.aborted) return;
         metrics.reconcileTotal.inc({ controller: CONTROLLER_NAME, result: 'error' });
         metrics.reconcileErrors.inc({ controller: CONTROLLER_NAME });
         const delay = this.queue.addRateLimited(key);
         log.warn('reconcile failed', { key, error: errorMessage(err), retryInMs: Math.round(delay) });
         await this.reconciler.reportFailure(namespace, name, err);
       } finally {
+        this.options.observer?.finished(key);
         end();
         this.queue.done(key);
       }

@@ -47,6 +47,15 @@ export class KubeApiError extends Error {
   }
 }
 
+/** A request given up before an answer: its deadline passed or its scope (a leadership term) ended. */
+export class KubeRequestAbortedError extends Error {
+  readonly code = 'ERR_KUBE_ABORTED';
+  constructor(method: string, path: string, why: string) {
+    super(`${method} ${path}: ${why}`);
+    this.name = 'KubeRequestAbortedError';
+  }
+}
+
 export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 404;
 export const isConflict = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 409;
 export const isForbidden = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 403;
@@ -103,20 +112,44 @@ export interface RequestOptionsExtra {
   readonly body?: unknown;
   readonly contentType?: string;
   readonly timeoutMs?: number;
+  /** Gives the request up (and closes its connection) when aborted, e.g. AbortSignal.timeout(ms). */
+  readonly signal?: AbortSignal;
+}
+
+export interface KubeClientOptions {
+  /** Every request of this client is given up when it aborts (see scoped()). */
+  readonly signal?: AbortSignal;
+  /** Shared connection pool (scoped clients use their parent's). */
+  readonly agent?: Agent;
 }
 
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly fieldManager: string;
   readonly #server: URL;
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  readonly #agent: Agent;
+  readonly #ownsAgent: boolean;
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(kubeConfig: KubeConfig, fieldManager: string) {
+  constructor(kubeConfig: KubeConfig, fieldManager: string, options: KubeClientOptions = {}) {
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     this.kubeConfig = kubeConfig;
     this.fieldManager = fieldManager;
     this.#server = new URL(cluster.server);
+    this.#ownsAgent = options.agent === undefined;
+    this.#agent = options.agent ?? new Agent({ keepAlive: true, maxSockets: 16 });
+    this.#signal = options.signal;
+  }
+
+  /**
+   * The same client whose requests all end when `signal` aborts: those in flight are cut off and
+   * new ones refused at once. A leader's controller uses one per term, so nothing it started still
+   * writes once it has stepped down.
+   */
+  scoped(signal: AbortSignal): KubeClient {
+    const both = this.#signal ? AbortSignal.any([this.#signal, signal]) : signal;
+    return new KubeClient(this.kubeConfig, this.fieldManager, { signal: both, agent: this.#agent });
   }
 
   async request<T>(method: string, path: string, extra: RequestOptionsExtra = {}): Promise<T> {
@@ -136,6 +169,17 @@ export class KubeClient {
     const isHttps = url.protocol === 'https:';
     const send = isHttps ? httpsRequest : httpRequest;
     const timeoutMs = extra.timeoutMs ?? 30_000;
+    const signals = [this.#signal, extra.signal].filter((x): x is AbortSignal => x !== undefined);
+    const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    const aborted = () =>
+      new KubeRequestAbortedError(
+        method,
+        url.pathname,
+        signal?.reason instanceof Error && signal.reason.name === 'TimeoutError'
+          ? 'deadline exceeded'
+          : 'given up (scope ended)',
+      );
+    if (signal?.aborted) throw aborted();
     return new Promise<T>((resolve, reject) => {
       const req = send(
         url,
@@ -157,11 +201,12 @@ export class KubeClient {
               }
             : {}),
           timeout: timeoutMs,
+          ...(signal ? { signal } : {}),
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
+          res.on('error', (err) => reject(signal?.aborted ? aborted() : err));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             const status = res.statusCode ?? 0;
@@ -191,7 +236,7 @@ export class KubeClient {
       req.on('timeout', () =>
         req.destroy(new Error(`${method} ${url.pathname} timed out after ${timeoutMs}ms`)),
       );
-      req.on('error', reject);
+      req.on('error', (err) => reject(signal?.aborted ? aborted() : err));
       req.end(payload);
     });
   }
@@ -290,6 +335,6 @@ export class KubeClient {
   }
 
   close(): void {
-    this.#agent.destroy();
+    if (this.#ownsAgent) this.#agent.destroy();
   }
 }

@@ -1,8 +1,15 @@
-// Leader election on a coordination.k8s.io/v1 Lease, as client-go does it: the leader renews the
-// Lease every retry period; a candidate takes it over only after it has seen the same record, not
-// renewed, for a whole lease duration (measured on its own clock, so clock skew between replicas
-// does not matter); a leader that cannot renew within the renew deadline steps down before
-// anyone else may take over. Release on shutdown hands over at once.
+// Leader election on a coordination.k8s.io/v1 Lease with client-go's guarantees:
+// - every attempt to acquire or renew has its own deadline, shorter than the renew deadline, so a
+//   hanging API call cannot keep a leader believing it leads;
+// - a leader steps down on a monotonic timer armed at each successful renewal: renewDeadline after
+//   the renewal was *sent* (the earliest moment anyone else can have seen it), whatever the API
+//   server, the wall clock or a pending call are doing;
+// - a candidate takes the Lease over only after it has seen the same record, not renewed, for a
+//   whole lease duration measured on its own monotonic clock (clock skew between replicas and wall
+//   clock jumps do not matter).
+// Since renewDeadline < leaseDuration, the old leader has stopped before a new one may start.
+// Release on shutdown (after the caller has stopped its work) hands over at once.
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../schedule/clock.js';
 import { isConflict, isNotFound, type KubeClient } from './kube-client.js';
@@ -26,11 +33,11 @@ export interface Lease {
 export interface LeaseStore {
   readonly namespace: string;
   readonly name: string;
-  get(): Promise<Lease | undefined>;
+  get(signal?: AbortSignal): Promise<Lease | undefined>;
   /** Rejects with a conflict error when the Lease exists. */
-  create(lease: Lease): Promise<Lease>;
+  create(lease: Lease, signal?: AbortSignal): Promise<Lease>;
   /** Rejects with a conflict error when resourceVersion is not the current one. */
-  update(lease: Lease): Promise<Lease>;
+  update(lease: Lease, signal?: AbortSignal): Promise<Lease>;
 }
 
 export class KubeLeaseStore implements LeaseStore {
@@ -40,30 +47,24 @@ export class KubeLeaseStore implements LeaseStore {
     readonly name: string,
   ) {}
 
-  async get(): Promise<Lease | undefined> {
+  async get(signal?: AbortSignal): Promise<Lease | undefined> {
     try {
-      return await this.client.get<Lease & Record<string, unknown>>(this.#ref());
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases/${encodeURIComponent(this.name)}`;
+      return await this.client.request<Lease>('GET', path, signal ? { signal } : {});
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
   }
 
-  create(lease: Lease): Promise<Lease> {
-    return this.client.create(lease as Lease & Record<string, unknown>);
+  create(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`;
+    return this.client.request<Lease>('POST', path, { body: lease, ...(signal ? { signal } : {}) });
   }
 
-  update(lease: Lease): Promise<Lease> {
-    return this.client.replace(lease as Lease & Record<string, unknown>);
-  }
-
-  #ref() {
-    return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      namespace: this.namespace,
-      name: this.name,
-    };
+  update(lease: Lease, signal?: AbortSignal): Promise<Lease> {
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases/${encodeURIComponent(this.name)}`;
+    return this.client.request<Lease>('PUT', path, { body: lease, ...(signal ? { signal } : {}) });
   }
 }
 
@@ -75,11 +76,15 @@ export function microTime(ms: number): string {
 export interface LeaderElectorOptions {
   readonly store: LeaseStore;
   readonly identity: string;
+  /** Wall clock: only for the times written into the Lease, which humans read. */
   readonly clock: Clock;
+  /** Monotonic milliseconds for every decision (default performance.now). */
+  readonly monotonic?: () => number;
   readonly leaseDurationMs?: number;
   readonly renewDeadlineMs?: number;
   readonly retryPeriodMs?: number;
   readonly onStartedLeading: () => void | Promise<void>;
+  /** Must stop all work before it resolves: the Lease is released (on stop) only afterwards. */
   readonly onStoppedLeading: () => void | Promise<void>;
   readonly onError?: (err: unknown) => void;
 }
@@ -89,11 +94,17 @@ export class LeaderElector {
   readonly leaseDurationMs: number;
   readonly renewDeadlineMs: number;
   readonly retryPeriodMs: number;
+  /** Deadline of one acquire/renew attempt (all its API calls together). */
+  readonly attemptTimeoutMs: number;
+  readonly #now: () => number;
   #leader = false;
+  /** Monotonic time the last successful renewal was sent. */
   #lastRenew = 0;
+  #stepDownTimer: NodeJS.Timeout | undefined;
   #observed: { key: string; at: number } | undefined;
   #current: Lease | undefined;
   #running: Promise<void> | undefined;
+  #stopping: Promise<void> = Promise.resolve();
   #abort = new AbortController();
 
   constructor(private readonly options: LeaderElectorOptions) {
@@ -101,9 +112,15 @@ export class LeaderElector {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    this.#now = options.monotonic ?? (() => performance.now());
     if (this.renewDeadlineMs >= this.leaseDurationMs) {
       throw new RangeError('the renew deadline must be shorter than the lease duration');
     }
+    if (this.retryPeriodMs >= this.renewDeadlineMs) {
+      throw new RangeError('the retry period must be shorter than the renew deadline');
+    }
+    // At least two attempts fit in a renew deadline.
+    this.attemptTimeoutMs = Math.max(this.retryPeriodMs, Math.floor(this.renewDeadlineMs / 2));
   }
 
   get isLeader(): boolean {
@@ -112,22 +129,31 @@ export class LeaderElector {
 
   /** One attempt to acquire (candidate) or renew (leader); returns whether we lead afterwards. */
   async step(): Promise<boolean> {
-    const now = this.options.clock.now();
+    if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) await this.#stepDown();
+    const sentAt = this.#now();
+    // A leader's attempt may not outlive its renew deadline; a candidate's gets the usual budget.
+    const budget = this.#leader
+      ? Math.min(this.attemptTimeoutMs, this.#lastRenew + this.renewDeadlineMs - sentAt)
+      : this.attemptTimeoutMs;
     let ok = false;
-    try {
-      ok = await this.#tryAcquireOrRenew(now);
-    } catch (err) {
-      this.options.onError?.(err);
+    if (budget > 0) {
+      try {
+        ok = await this.#tryAcquireOrRenew(sentAt, AbortSignal.timeout(budget));
+      } catch (err) {
+        this.options.onError?.(err);
+      }
     }
-    if (ok) {
-      this.#lastRenew = now;
+    // The step-down timer may have fired while the call was pending; the answer came too late.
+    const late = this.#leader && ok && this.#now() - this.#lastRenew >= this.renewDeadlineMs;
+    if (ok && !late) {
+      this.#lastRenew = sentAt;
+      this.#armStepDown();
       if (!this.#leader) {
         this.#leader = true;
         await this.options.onStartedLeading();
       }
-    } else if (this.#leader && now - this.#lastRenew >= this.renewDeadlineMs) {
-      this.#leader = false;
-      await this.options.onStoppedLeading();
+    } else if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) {
+      await this.#stepDown();
     }
     return this.#leader;
   }
@@ -145,40 +171,65 @@ export class LeaderElector {
     })();
   }
 
-  /** Stops campaigning; with release, a held Lease is handed back so another replica leads at once. */
+  /**
+   * Stops campaigning. A leader first stops leading (onStoppedLeading resolves when its work has
+   * stopped); only then, with release, is the Lease handed back so another replica leads at once.
+   */
   async stop({ release = true } = {}): Promise<void> {
     this.#abort.abort();
     await this.#running;
     this.#running = undefined;
-    if (!this.#leader) return;
-    this.#leader = false;
-    if (release) {
+    const wasLeader = this.#leader;
+    if (wasLeader) await this.#stepDown();
+    await this.#stopping;
+    if (wasLeader && release) {
       try {
-        await this.#release();
+        await this.#release(AbortSignal.timeout(this.attemptTimeoutMs));
       } catch (err) {
         this.options.onError?.(err);
       }
     }
-    await this.options.onStoppedLeading();
   }
 
-  async #tryAcquireOrRenew(now: number): Promise<boolean> {
+  /** renewDeadline after the renewal was sent, on the monotonic clock of timers. */
+  #armStepDown(): void {
+    clearTimeout(this.#stepDownTimer);
+    const delay = Math.max(0, this.#lastRenew + this.renewDeadlineMs - this.#now());
+    this.#stepDownTimer = setTimeout(() => {
+      if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) void this.#stepDown();
+    }, delay);
+    this.#stepDownTimer.unref();
+  }
+
+  #stepDown(): Promise<void> {
+    if (!this.#leader) return this.#stopping;
+    this.#leader = false;
+    clearTimeout(this.#stepDownTimer);
+    this.#stopping = Promise.resolve(this.options.onStoppedLeading());
+    return this.#stopping;
+  }
+
+  async #tryAcquireOrRenew(now: number, signal: AbortSignal): Promise<boolean> {
+    const wall = this.options.clock.now();
     const durationSeconds = Math.ceil(this.leaseDurationMs / 1000);
-    const lease = await this.options.store.get();
+    const lease = await this.options.store.get(signal);
     if (!lease) {
       try {
-        this.#current = await this.options.store.create({
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name: this.options.store.name, namespace: this.options.store.namespace },
-          spec: {
-            holderIdentity: this.identity,
-            leaseDurationSeconds: durationSeconds,
-            acquireTime: microTime(now),
-            renewTime: microTime(now),
-            leaseTransitions: 0,
+        this.#current = await this.options.store.create(
+          {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name: this.options.store.name, namespace: this.options.store.namespace },
+            spec: {
+              holderIdentity: this.identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: microTime(wall),
+              renewTime: microTime(wall),
+              leaseTransitions: 0,
+            },
           },
-        });
+          signal,
+        );
         this.#observed = { key: JSON.stringify(this.#current.spec), at: now };
         return true;
       } catch (err) {
@@ -199,13 +250,13 @@ export class LeaderElector {
       spec: {
         holderIdentity: this.identity,
         leaseDurationSeconds: durationSeconds,
-        acquireTime: mine && spec.acquireTime ? spec.acquireTime : microTime(now),
-        renewTime: microTime(now),
+        acquireTime: mine && spec.acquireTime ? spec.acquireTime : microTime(wall),
+        renewTime: microTime(wall),
         leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
       },
     };
     try {
-      this.#current = await this.options.store.update(next);
+      this.#current = await this.options.store.update(next, signal);
     } catch (err) {
       if (isConflict(err)) return false;
       throw err;
@@ -214,13 +265,22 @@ export class LeaderElector {
     return true;
   }
 
-  async #release(): Promise<void> {
-    const lease = await this.options.store.get();
+  async #release(signal: AbortSignal): Promise<void> {
+    const lease = await this.options.store.get(signal);
     if (!lease || lease.spec?.holderIdentity !== this.identity) return;
     const now = microTime(this.options.clock.now());
-    await this.options.store.update({
-      ...lease,
-      spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
-    });
+    await this.options.store.update(
+      {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: '',
+          leaseDurationSeconds: 1,
+          renewTime: now,
+          acquireTime: now,
+        },
+      },
+      signal,
+    );
   }
 }
