@@ -10,11 +10,12 @@ import { API_VERSION, KIND, type MTProxy, type MTProxyStatus } from '../api/type
 import type { EventSink } from '../controller/events.js';
 import type { KubeClient, KubeObject } from '../controller/kube-client.js';
 import { OwnedWriter, OwnershipConflict } from '../controller/ownership.js';
-import { errorMessage } from '../controller/redact.js';
+import { errorMessage, redact } from '../controller/redact.js';
 import type { Logger } from '../logging.js';
 import { renderDeployment } from '../render/deployment.js';
 import { externalIpEnv, USERS_FILE_KEY } from '../render/env.js';
 import { ANNOTATIONS, childNames, selectorString } from '../render/meta.js';
+import { proxyConfigProblem } from '../render/proxy-contract.js';
 import {
   envSecretNames,
   type NamedSecret,
@@ -114,6 +115,8 @@ export class Reconciler {
     let settings: ProxySettings;
     try {
       settings = resolveSpec(mtp.spec, { defaultImage: this.deps.defaultImage });
+      const refused = proxyConfigProblem(settings);
+      if (refused) throw new SpecError([redact(refused)]);
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
       if (mtp.status?.observedGeneration !== mtp.metadata.generation) {

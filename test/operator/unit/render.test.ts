@@ -4,6 +4,7 @@ import type { MTProxy, MTProxySpec } from '../../../operator/src/api/types.js';
 import { renderDeployment } from '../../../operator/src/render/deployment.js';
 import type { EnvVar } from '../../../operator/src/render/env.js';
 import { ANNOTATIONS } from '../../../operator/src/render/meta.js';
+import { proxyConfigProblem } from '../../../operator/src/render/proxy-contract.js';
 import {
   renderClientService,
   renderMetricsService,
@@ -295,5 +296,22 @@ describe('rendered Services, PDB and ServiceMonitor', () => {
     expect(renderServiceMonitor(mtp(smSpec), 'tg', settings(smSpec))?.spec.endpoints).to.deep.equal([
       { port: 'metrics', path: '/metrics', interval: '30s' },
     ]);
+  });
+});
+
+describe('operator: the proxy has the last word on a spec', () => {
+  it('a spec the proxy would refuse is named as such before anything is rolled out', () => {
+    const s = resolveSpec({ stats: { allowCIDRs: ['10.0.0.0/8', 'bogus'] } }, { defaultImage: 'img' });
+    expect(proxyConfigProblem(s)).to.match(/^the proxy would not start: STATS_ALLOW: "bogus"/);
+  });
+
+  it('the defaults and the examples render to an env the proxy starts with', () => {
+    for (const spec of [
+      {},
+      { fakeTLS: { domain: 'www.example.com' } },
+      { adTag: { value: 'a'.repeat(32) } },
+    ]) {
+      expect(proxyConfigProblem(resolveSpec(spec, { defaultImage: 'img' }))).to.equal(undefined);
+    }
   });
 });
