@@ -44,6 +44,7 @@ async function main(): Promise<number> {
     metricsPort: config.metricsPort,
     metricsBind: config.metricsBind,
     defaultProxyImage: config.defaultProxyImage,
+    policy: config.policy,
     resyncPeriodMs: config.resyncPeriodMs,
     concurrency: config.concurrency,
     log,

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DurationError, parseDurationSeconds } from './api/duration.js';
+import { defaultPolicy, type ProxyPolicy } from './api/policy.js';
 import type { LogLevel } from './logging.js';
 
 export const DEFAULT_PROXY_IMAGE = 'ghcr.io/mtkube/mtproxy:0.1.0';
@@ -18,6 +19,8 @@ export interface OperatorConfig {
   readonly metricsBind: string;
   readonly logLevel: LogLevel;
   readonly defaultProxyImage: string;
+  /** What MTProxy authors may ask for. */
+  readonly policy: ProxyPolicy;
   readonly resyncPeriodMs: number;
   readonly concurrency: number;
   readonly help: boolean;
@@ -66,6 +69,21 @@ export const OPTIONS: readonly Option[] = [
     env: 'DEFAULT_PROXY_IMAGE',
     flag: 'default-proxy-image',
     help: `Proxy image for MTProxies without spec.image (default ${DEFAULT_PROXY_IMAGE}).`,
+  },
+  {
+    env: 'ALLOWED_IMAGES',
+    flag: 'allowed-images',
+    help: 'Images an MTProxy may run, comma-separated: repo/name (any tag), repo/name:tag, a prefix ending in *, or * (default: the repository of the default proxy image).',
+  },
+  {
+    env: 'ALLOW_HOST_NETWORK',
+    flag: 'allow-host-network',
+    help: 'Let MTProxies use spec.service.hostNetwork: true or false (default false).',
+  },
+  {
+    env: 'PROXY_SERVICE_ACCOUNT',
+    flag: 'proxy-service-account',
+    help: 'Run every proxy pod as this ServiceAccount; spec.podTemplate.serviceAccountName is then refused unless equal (default: the namespace default; a spec may not choose one).',
   },
   {
     env: 'RESYNC_PERIOD',
@@ -165,6 +183,25 @@ export function parseOperatorConfig(
     throw err;
   }
   if (resyncSeconds < 1) throw new OperatorConfigError('RESYNC_PERIOD', 'must be at least 1s');
+  const defaultProxyImage = get('DEFAULT_PROXY_IMAGE') ?? DEFAULT_PROXY_IMAGE;
+  const images = (get('ALLOWED_IMAGES') ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  const serviceAccount = get('PROXY_SERVICE_ACCOUNT');
+  if (serviceAccount !== undefined && !NAMESPACE.test(serviceAccount)) {
+    throw new OperatorConfigError(
+      'PROXY_SERVICE_ACCOUNT',
+      `"${serviceAccount}" is not a ServiceAccount name`,
+    );
+  }
+  const base = defaultPolicy(defaultProxyImage);
+  const policy: ProxyPolicy = {
+    ...base,
+    allowedImages: images.length > 0 ? images : base.allowedImages,
+    allowHostNetwork: parseBool('ALLOW_HOST_NETWORK', get('ALLOW_HOST_NETWORK') ?? 'false'),
+    serviceAccount,
+  };
   return {
     namespaces,
     leaderElect: parseBool('LEADER_ELECT', get('LEADER_ELECT') ?? 'true'),
@@ -173,7 +210,8 @@ export function parseOperatorConfig(
     metricsPort: parseIntIn('METRICS_PORT', get('METRICS_PORT') ?? '8080', 0, 65535),
     metricsBind: get('METRICS_BIND') ?? '0.0.0.0',
     logLevel: logLevel as LogLevel,
-    defaultProxyImage: get('DEFAULT_PROXY_IMAGE') ?? DEFAULT_PROXY_IMAGE,
+    defaultProxyImage,
+    policy,
     resyncPeriodMs: resyncSeconds * 1000,
     concurrency: parseIntIn('MAX_CONCURRENT_RECONCILES', get('MAX_CONCURRENT_RECONCILES') ?? '2', 1, 64),
     help: values.help === true || get('HELP') === 'true',

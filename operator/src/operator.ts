@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { defaultPolicy, type ProxyPolicy } from './api/policy.js';
 import { Controller, type ReconcileObserver } from './controller/controller.js';
 import { EventRecorder } from './controller/events.js';
 import { KubeClient } from './controller/kube-client.js';
@@ -28,6 +29,8 @@ export interface OperatorOptions {
   readonly metricsPort: number;
   readonly metricsBind?: string;
   readonly defaultProxyImage: string;
+  /** What MTProxy authors may ask for; default: defaultPolicy(defaultProxyImage). */
+  readonly policy?: ProxyPolicy;
   readonly identity?: string;
   readonly clock?: Clock;
   readonly random?: RandomBytes;
@@ -211,6 +214,7 @@ export class Operator {
       metrics: this.metrics,
       log: this.log,
       defaultImage: this.options.defaultProxyImage,
+      policy: this.options.policy ?? defaultPolicy(this.options.defaultProxyImage),
       concurrency: this.options.concurrency,
       resyncPeriodMs: this.options.resyncPeriodMs,
       stallTimeoutMs: this.options.stallTimeoutMs,

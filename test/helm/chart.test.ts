@@ -208,6 +208,9 @@ describe('helm chart: lint, render and server-side dry run', function () {
       METRICS_BIND: '0.0.0.0',
       LOG_LEVEL: 'info',
       DEFAULT_PROXY_IMAGE: 'ghcr.io/mtkube/mtproxy:0.1.0',
+      // Least privilege by default: the default image's repository, no host network.
+      ALLOWED_IMAGES: '',
+      ALLOW_HOST_NETWORK: 'false',
       RESYNC_PERIOD: '5m',
       MAX_CONCURRENT_RECONCILES: '2',
     });
@@ -249,6 +252,28 @@ describe('helm chart: lint, render and server-side dry run', function () {
     expect(containerEnv(findManifest(docs, 'Deployment')!).WATCH_NAMESPACES).to.equal(
       `${watchedA},${watchedB}`,
     );
+  });
+
+  it('policy values become the operator settings that bound what MTProxy authors may ask for', async () => {
+    const docs = await renderAndDryRun({
+      policy: {
+        allowedImages: ['registry.local/mt/*', 'ghcr.io/mtkube/mtproxy'],
+        allowHostNetwork: true,
+        proxyServiceAccount: 'mtproxy-pods',
+      },
+    });
+    const env = Object.fromEntries(
+      (
+        findManifest(docs, 'Deployment')!.spec as {
+          template: { spec: { containers: { env: { name: string; value: string }[] }[] } };
+        }
+      ).template.spec.containers[0]!.env.map((e) => [e.name, e.value]),
+    );
+    expect(env).to.include({
+      ALLOWED_IMAGES: 'registry.local/mt/*,ghcr.io/mtkube/mtproxy',
+      ALLOW_HOST_NETWORK: 'true',
+      PROXY_SERVICE_ACCOUNT: 'mtproxy-pods',
+    });
   });
 
   it('replicaCount 2: two operator pods with leader election and a PodDisruptionBudget', async () => {

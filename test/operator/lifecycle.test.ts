@@ -170,6 +170,8 @@ describe('operator: an MTProxy from creation to deletion', function () {
       'shared-secrets',
       `--from-literal=list=${shared.join(',')}`,
     ]);
+    // Shared by several proxies: the annotation says which may use it (any of them here).
+    await bed.kubectlOk(['annotate', 'secret', 'shared-secrets', 'mtkube.dev/allowed-mtproxies=*']);
     await bed.startOperator();
     await bed.applyProxy('tg', {
       secrets: { existingSecretName: 'shared-secrets', existingSecretKey: 'list' },

@@ -124,6 +124,7 @@ describe('operator: in operation', function () {
       adTag: { secretKeyRef: { name: 'tag' } },
     });
     await bed.kubectlOk(['create', 'secret', 'generic', 'tag', `--from-literal=tag=${'ab'.repeat(16)}`]);
+    await bed.kubectlOk(['label', 'secret', 'tag', 'mtkube.dev/mtproxy=tg']);
     const mtp = await bed.waitForCondition('tg', 'Ready', 'True');
     expect(mtp.status?.mode).to.equal('middle');
     await bed.get('secret', 'tg-links');

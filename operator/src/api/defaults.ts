@@ -131,7 +131,7 @@ export interface ProxySettings {
 
 /** A spec the API server accepted but the operator cannot run; the message names the field. */
 export class SpecError extends Error {
-  readonly code = 'ERR_MTPROXY_SPEC';
+  readonly code: string = 'ERR_MTPROXY_SPEC';
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
     super(problems.join('; '));

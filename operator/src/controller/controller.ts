@@ -3,6 +3,7 @@
 // keys from the de-duplicating queue and reconcile; failures retry with backoff; a periodic resync
 // enqueues everything, because watches are not to be trusted alone.
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { ProxyPolicy } from '../api/policy.js';
 import { API_VERSION, type MTProxy, PLURAL } from '../api/types.js';
 import type { Logger } from '../logging.js';
 import { Reconciler } from '../reconcile/reconciler.js';
@@ -29,6 +30,7 @@ export interface ControllerOptions {
   readonly metrics: OperatorMetrics;
   readonly log: Logger;
   readonly defaultImage: string;
+  readonly policy: ProxyPolicy;
   readonly concurrency?: number;
   readonly resyncPeriodMs?: number;
   readonly stallTimeoutMs?: number;
@@ -127,6 +129,7 @@ export class Controller {
       events: options.events,
       log: options.log,
       defaultImage: options.defaultImage,
+      policy: options.policy,
       serviceMonitorsServed: () => this.#serviceMonitorsServed(),
     });
   }

@@ -6,6 +6,7 @@
 // computed by one pure function (render/status.ts) from what the phases observed. Nothing here
 // depends on which event woke it up.
 import { type ProxySettings, resolveSpec, SpecError } from '../api/defaults.js';
+import { PolicyError, type ProxyPolicy, policyProblems, withPolicy } from '../api/policy.js';
 import { API_VERSION, KIND, type MTProxy, type MTProxyStatus } from '../api/types.js';
 import type { EventSink } from '../controller/events.js';
 import type { KubeClient, KubeObject } from '../controller/kube-client.js';
@@ -62,6 +63,8 @@ export interface ReconcilerDeps {
   readonly events: EventSink;
   readonly log: Logger;
   readonly defaultImage: string;
+  /** What MTProxy authors may ask for (images, host network, ServiceAccount). */
+  readonly policy: ProxyPolicy;
   /** Whether ServiceMonitors can be created (their CRD is installed); cached by the caller. */
   readonly serviceMonitorsServed: () => Promise<boolean>;
 }
@@ -115,14 +118,18 @@ export class Reconciler {
     let settings: ProxySettings;
     try {
       settings = resolveSpec(mtp.spec, { defaultImage: this.deps.defaultImage });
+      const forbidden = policyProblems(settings, this.deps.policy);
+      if (forbidden.length > 0) throw new PolicyError(forbidden);
+      settings = withPolicy(settings, this.deps.policy);
       const refused = proxyConfigProblem(settings);
       if (refused) throw new SpecError([redact(refused)]);
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
+      const reason = err instanceof PolicyError ? 'NotAllowed' : 'InvalidSpec';
       if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
-        await this.deps.events.record(mtp, 'Warning', 'InvalidSpec', err.message);
+        await this.deps.events.record(mtp, 'Warning', reason, err.message);
       }
-      await this.#writeBlocked(mtp, 'InvalidSpec', err.message);
+      await this.#writeBlocked(mtp, reason, err.message);
       return DONE;
     }
     try {
@@ -381,7 +388,7 @@ export class Reconciler {
   async #adTag(mtp: MTProxy, s: ProxySettings): Promise<AdTagOutcome> {
     if (!s.adTag) return { ok: true, value: undefined };
     if (s.adTag.kind === 'value') return { ok: true, value: s.adTag.value };
-    return readAdTagSecret(this.deps.client, mtp.metadata.namespace, s.adTag.ref);
+    return readAdTagSecret(this.deps.client, mtp.metadata.namespace, s.adTag.ref, mtp.metadata.name);
   }
 
   #externalAddress(s: ProxySettings, lbIP: string | undefined): ConditionInput & { ip: string | undefined } {
@@ -524,7 +531,7 @@ export class Reconciler {
 
   async #writeBlocked(
     mtp: MTProxy,
-    reason: 'InvalidSpec' | 'Conflict' | 'ReconcileFailed',
+    reason: 'InvalidSpec' | 'NotAllowed' | 'Conflict' | 'ReconcileFailed',
     message: string,
   ): Promise<void> {
     await this.#writeStatus(

@@ -51,11 +51,31 @@ const secretRef = (namespace: string, name: string) => ({
   name,
 });
 
+/**
+ * On a Secret the spec names (existingSecretName, usersSecretName, adTag.secretKeyRef): which
+ * MTProxies of the namespace may use it, comma-separated, or `*`. The label mtkube.dev/mtproxy=NAME
+ * allows that one MTProxy too. Without either, the operator does not use the Secret: whoever may
+ * create an MTProxy must not be able to make the operator read other Secrets of the namespace.
+ */
+export const ALLOWED_MTPROXIES_ANNOTATION = 'mtkube.dev/allowed-mtproxies';
+
+export function secretAllows(secret: KubeObject, mtpName: string): boolean {
+  if (secret.metadata?.labels?.[LABELS.mtproxy] === mtpName) return true;
+  const list = secret.metadata?.annotations?.[ALLOWED_MTPROXIES_ANNOTATION];
+  if (list === undefined) return false;
+  return list.split(',').some((n) => n.trim() === '*' || n.trim() === mtpName);
+}
+
+export function notAllowedMessage(name: string, mtpName: string): string {
+  return `Secret ${name} does not allow MTProxy ${mtpName} to use it: label it ${LABELS.mtproxy}=${mtpName} or annotate it ${ALLOWED_MTPROXIES_ANNOTATION}=${mtpName}`;
+}
+
 export async function readExistingSecrets(
   client: KubeClient,
   namespace: string,
   name: string,
   key: string,
+  mtpName: string,
 ): Promise<SecretsOutcome> {
   const secret = await client.find<SecretObject>(secretRef(namespace, name));
   if (!secret) {
@@ -64,6 +84,14 @@ export async function readExistingSecrets(
       secretName: name,
       reason: 'SecretNotFound',
       message: `Secret ${name} does not exist`,
+    };
+  }
+  if (!secretAllows(secret, mtpName)) {
+    return {
+      ok: false,
+      secretName: name,
+      reason: 'SecretNotAllowed',
+      message: notAllowedMessage(name, mtpName),
     };
   }
   const b64 = secret.data?.[key];
@@ -168,6 +196,17 @@ export async function ensureSecrets(
         },
       };
     }
+    if (!secretAllows(secret, mtp.metadata.name)) {
+      return {
+        env,
+        users: {
+          ok: false,
+          source: name,
+          reason: 'SecretNotAllowed',
+          message: notAllowedMessage(name, mtp.metadata.name),
+        },
+      };
+    }
     const picked = usersFromSecret(secret.data, s.users, envSecrets);
     return { env, users: usersOutcome(picked, name, [], []) };
   }
@@ -197,7 +236,13 @@ function usersOutcome(
 
 async function readEnv(client: KubeClient, mtp: MTProxy, s: ProxySettings): Promise<SecretsOutcome> {
   if (s.secrets.kind === 'existing') {
-    return readExistingSecrets(client, mtp.metadata.namespace, s.secrets.name, s.secrets.key);
+    return readExistingSecrets(
+      client,
+      mtp.metadata.namespace,
+      s.secrets.name,
+      s.secrets.key,
+      mtp.metadata.name,
+    );
   }
   // Only reached when the store could not give them (never with generated secrets).
   const name = childNames(mtp.metadata.name).secrets;
@@ -334,10 +379,14 @@ export async function readAdTagSecret(
   client: KubeClient,
   namespace: string,
   ref: { name: string; key: string },
+  mtpName: string,
 ): Promise<{ ok: true; value: string } | { ok: false; reason: string; message: string }> {
   const secret = await client.find<SecretObject>(secretRef(namespace, ref.name));
   if (!secret)
     return { ok: false, reason: 'AdTagSecretNotFound', message: `Secret ${ref.name} does not exist` };
+  if (!secretAllows(secret, mtpName)) {
+    return { ok: false, reason: 'SecretNotAllowed', message: notAllowedMessage(ref.name, mtpName) };
+  }
   const b64 = secret.data?.[ref.key];
   const value = b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8').trim();
   if (!value || !/^[0-9a-fA-F]{32}$/.test(value)) {

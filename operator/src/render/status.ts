@@ -134,14 +134,15 @@ function progressing(inputs: StatusInputs): ConditionInput {
 }
 
 /**
- * A reconcile that could not go through: the spec cannot be run (InvalidSpec), an object of
+ * A reconcile that could not go through: the spec cannot be run (InvalidSpec), asks for what the
+ * operator's policy forbids (NotAllowed), an object of
  * someone else's stands where a child should be (Conflict), or an error (ReconcileFailed). The
  * rest of the status stays as last observed.
  */
 export interface BlockedStatusInputs {
   readonly now: number;
   readonly blocked: {
-    readonly reason: 'InvalidSpec' | 'Conflict' | 'ReconcileFailed';
+    readonly reason: 'InvalidSpec' | 'NotAllowed' | 'Conflict' | 'ReconcileFailed';
     /** Must not contain secrets (errors pass through redact first). */
     readonly message: string;
   };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Context } from 'mocha';
+import { PERMISSIVE_POLICY } from '../../../operator/src/api/policy.js';
 import type { MTProxy, MTProxySpec } from '../../../operator/src/api/types.js';
 import { createLogger, silentLogger } from '../../../operator/src/logging.js';
 import { Operator, type OperatorOptions } from '../../../operator/src/operator.js';
@@ -110,6 +111,8 @@ export class TestBed {
       metricsPort: 0,
       metricsBind: '127.0.0.1',
       defaultProxyImage: TEST_IMAGE,
+      // Tests about something else run unrestricted; the policy's own tests pass theirs.
+      policy: PERMISSIVE_POLICY,
       log: verbose ? createLogger('debug') : silentLogger,
       resyncPeriodMs: 3_000,
       preflightRetryMs: 1_000,

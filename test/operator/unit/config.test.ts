@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { imageAllowed } from '../../../operator/src/api/policy.js';
 import { helpText, OperatorConfigError, parseOperatorConfig } from '../../../operator/src/config.js';
 import { describePermission, requiredPermissions } from '../../../operator/src/preflight.js';
 
@@ -95,5 +96,46 @@ describe('preflight permissions', () => {
     expect(requiredPermissions(undefined).map(describePermission)).to.include(
       'list secrets (all namespaces)',
     );
+  });
+});
+
+describe('operator: the policy settings', () => {
+  it('defaults to the default image repository, no host network and no ServiceAccount from the spec', () => {
+    const c = parseOperatorConfig(
+      { DEFAULT_PROXY_IMAGE: 'registry.local:5000/mt/proxy:1.2' },
+      [],
+      () => undefined,
+    );
+    expect(c.policy).to.deep.equal({
+      allowedImages: ['registry.local:5000/mt/proxy'],
+      allowHostNetwork: false,
+      serviceAccount: undefined,
+      allowServiceAccountFromSpec: false,
+    });
+  });
+
+  it('reads ALLOWED_IMAGES, ALLOW_HOST_NETWORK and PROXY_SERVICE_ACCOUNT (flags win)', () => {
+    const c = parseOperatorConfig(
+      { ALLOWED_IMAGES: 'a/b, c/*', ALLOW_HOST_NETWORK: 'true' },
+      ['--proxy-service-account', 'mtproxy-pods'],
+      () => undefined,
+    );
+    expect(c.policy).to.deep.include({
+      allowedImages: ['a/b', 'c/*'],
+      allowHostNetwork: true,
+      serviceAccount: 'mtproxy-pods',
+    });
+    expect(() => parseOperatorConfig({ PROXY_SERVICE_ACCOUNT: 'Not A Name' }, [], () => undefined)).to.throw(
+      /PROXY_SERVICE_ACCOUNT/,
+    );
+  });
+
+  it('matches images by repository, exact reference, prefix or *', () => {
+    expect(imageAllowed('ghcr.io/mtkube/mtproxy:0.2', ['ghcr.io/mtkube/mtproxy'])).to.equal(true);
+    expect(imageAllowed('ghcr.io/mtkube/mtproxy@sha256:ab', ['ghcr.io/mtkube/mtproxy'])).to.equal(true);
+    expect(imageAllowed('ghcr.io/mtkube/mtproxy-evil:1', ['ghcr.io/mtkube/mtproxy'])).to.equal(false);
+    expect(imageAllowed('ghcr.io/mtkube/x:1', ['ghcr.io/mtkube/*'])).to.equal(true);
+    expect(imageAllowed('docker.io/x:1', ['ghcr.io/mtkube/*'])).to.equal(false);
+    expect(imageAllowed('anything', ['*'])).to.equal(true);
   });
 });
