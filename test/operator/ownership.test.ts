@@ -41,7 +41,8 @@ describe('operator: it acts only on objects it created', function () {
     bed = b;
   });
   it("an MTProxy named like a tenant's PDB, ServiceMonitor and Service leaves them alone and says which is in the way", async () => {
-    // Cluster-wide, but harmless to other suites: they never create ServiceMonitors.
+    // Cluster-wide: removed again at the end of this test, since other suites (the chart's) expect
+    // a cluster without the ServiceMonitor API.
     await bed.cluster.kubectlOk(['apply', '--server-side', '-f', smCrd]);
     await bed.cluster.kubectlOk([
       'wait',
@@ -93,6 +94,12 @@ describe('operator: it acts only on objects it created', function () {
     );
     expect(await snapshot(bed, 'poddisruptionbudget', 'web')).to.deep.equal(before.pdb);
     expect(await snapshot(bed, 'servicemonitor', 'web')).to.deep.equal(before.sm);
+  });
+
+  afterEach(async () => {
+    await bed.cluster.kubectl(['delete', '-f', smCrd, '--ignore-not-found', '--wait=true', '--timeout=60s'], {
+      timeoutMs: 70_000,
+    });
   });
 
   it('asking for a PDB while a tenant owns one of that name is a Conflict; the PDB keeps its spec', async () => {
