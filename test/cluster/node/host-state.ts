@@ -3,7 +3,17 @@
 // kubelet tunes, the cgroups it creates, mounts left under the node's
 // directory and the CNI plugins' result cache. Everything network-related
 // lives in the node's network namespace and goes away with it.
-import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../kubectl.js';
 
@@ -18,12 +28,10 @@ export const kubeletSysctls = [
 ] as const;
 
 const cgroupRoot = '/sys/fs/cgroup';
-/** The top-level cgroup the kubelet creates for pods (cgroupfs driver, root "/"). */
-const podsCgroup = 'kubepods';
 
 export interface HostSnapshot {
   readonly sysctls: ReadonlyMap<string, string>;
-  /** cgroup hierarchies that had no kubepods cgroup before the node started. */
+  /** The node's own cgroup in every hierarchy (the kubelet's cgroupRoot), created for it. */
   readonly cgroupDirsToRemove: readonly string[];
 }
 
@@ -33,7 +41,11 @@ function cgroupHierarchies(): string[] {
   for (const name of readdirSync(cgroupRoot)) {
     const dir = join(cgroupRoot, name);
     try {
-      if (statSync(dir).isDirectory() && existsSync(join(dir, 'cgroup.procs'))) dirs.push(dir);
+      // cpu and cpuacct are links to cpu,cpuacct: each hierarchy once.
+      const real = realpathSync(dir);
+      if (statSync(real).isDirectory() && existsSync(join(real, 'cgroup.procs')) && !dirs.includes(real)) {
+        dirs.push(real);
+      }
     } catch {
       // A symlink such as cpu -> cpu,cpuacct resolves to a listed directory.
     }
@@ -41,14 +53,27 @@ function cgroupHierarchies(): string[] {
   return dirs;
 }
 
-export function snapshotHost(): HostSnapshot {
+/**
+ * Records the settings the kubelet will change, and creates the cgroup `name` in every hierarchy
+ * for the kubelet's cgroupRoot. A cgroup of its own per node, rather than the usual /kubepods,
+ * keeps two nodes on one machine (two developers, or a test run beside \`npm run cluster\`) apart:
+ * a kubelet ends every process in a pod cgroup under its root that it does not know.
+ */
+export function snapshotHost(name: string): HostSnapshot {
   const sysctls = new Map<string, string>();
   for (const key of kubeletSysctls) {
     sysctls.set(key, readFileSync(`/proc/sys/${key}`, 'utf8').trim());
   }
-  const cgroupDirsToRemove = cgroupHierarchies()
-    .map((h) => join(h, podsCgroup))
-    .filter((d) => !existsSync(d));
+  const cgroupDirsToRemove: string[] = [];
+  for (const h of cgroupHierarchies()) {
+    const dir = join(h, name);
+    mkdirSync(dir, { recursive: true });
+    cgroupDirsToRemove.push(dir);
+    // A new cpuset cgroup has no CPUs or memory nodes until given its parent's.
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      if (existsSync(join(h, f))) writeFileSync(join(dir, f), readFileSync(join(h, f), 'utf8').trim());
+    }
+  }
   return { sysctls, cgroupDirsToRemove };
 }
 
@@ -133,11 +158,16 @@ export async function unmountUnder(dir: string): Promise<string[]> {
   return problems;
 }
 
-/** Removes the CNI plugins' cached results for our network (libcni keeps them in /var/lib/cni). */
-export function removeCniCache(networkName: string): void {
+/**
+ * Removes the CNI plugins' cached results (libcni keeps them in
+ * /var/lib/cni/results, whatever the runtime's configuration) of our network
+ * and of the loopback network of the sandboxes `sandboxIds`.
+ */
+export function removeCniCache(networkName: string, sandboxIds: readonly string[]): void {
   const dir = '/var/lib/cni/results';
   if (!existsSync(dir)) return;
+  const ours = new Set(sandboxIds.map((id) => `cni-loopback-${id}-lo`));
   for (const name of readdirSync(dir)) {
-    if (name.startsWith(`${networkName}-`)) rmSync(join(dir, name), { force: true });
+    if (name.startsWith(`${networkName}-`) || ours.has(name)) rmSync(join(dir, name), { force: true });
   }
 }

@@ -26,6 +26,8 @@ export interface NodeLayout {
   /** Name of the CNI network; also names its cache entries in /var/lib/cni. */
   readonly networkName: string;
   readonly bridgeName: string;
+  /** The kubelet's cgroupRoot: a cgroup of this node's own (host-state.ts). */
+  readonly cgroupRoot: string;
 }
 
 export const containerdSocket = (l: NodeLayout): string => `${l.dir}/containerd/containerd.sock`;
@@ -61,6 +63,8 @@ disabled_plugins = [
   # This machine refuses a negative oom_score_adj; containerd then keeps each
   # container's score at or above its own.
   restrict_oom_score_adj = true
+  # Pod network namespaces as files under the state directory, not /var/run/netns.
+  netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
@@ -111,6 +115,7 @@ export function kubeletConfig(l: NodeLayout): object {
     // The machine has hybrid cgroups v1 and no systemd managing them.
     failCgroupV1: false,
     cgroupDriver: 'cgroupfs',
+    cgroupRoot: l.cgroupRoot,
     containerRuntimeEndpoint: `unix://${containerdSocket(l)}`,
     address: '127.0.0.1',
     port: l.kubeletPort,

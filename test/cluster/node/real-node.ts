@@ -155,9 +155,12 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     sandboxImage,
     networkName: `mtkube-${id}`,
     bridgeName: `mtk${id}`.slice(0, 15),
+    cgroupRoot: `/mtkube-node-${id}`,
   };
   const components: Component[] = [];
-  const snapshot: HostSnapshot = snapshotHost();
+  const snapshot: HostSnapshot = snapshotHost(`mtkube-node-${id}`);
+  // Sandbox ids, for their entries in the CNI cache.
+  const sandboxIds = new Set<string>();
   let netnsCreated = false;
   const ip = (...args: string[]): Promise<string> => runCommandOk('ip', args, { timeoutMs: 10_000 });
   const ctr = (args: readonly string[]): Promise<string> =>
@@ -192,6 +195,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
           await delay(100);
         }
         const containers = (await ctr(['containers', 'ls', '-q'])).split('\n').filter(Boolean);
+        for (const c of containers) sandboxIds.add(c);
         if (containers.length > 0) await ctr(['containers', 'delete', ...containers]).catch(() => '');
       } catch (err) {
         problems.push(`ending containers: ${(err as Error).message}`);
@@ -214,10 +218,9 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
       const res = await runCommand('ip', ['netns', 'delete', netns], { timeoutMs: 10_000 });
       if (res.code !== 0) problems.push(`ip netns delete ${netns}: ${res.stderr.trim()}`);
     }
-    removeCniCache(layout.networkName);
+    removeCniCache(layout.networkName, [...sandboxIds]);
     const changed = changedSysctls(snapshot);
     if (changed.length > 0) problems.push(`host settings still changed: ${changed.join(', ')}`);
-    await rm(dir, { recursive: true, force: true }).catch((err: Error) => problems.push(err.message));
     o.log(
       `real node stopped in ${Date.now() - t}ms${problems.length ? `; problems: ${problems.join('; ')}` : ''}`,
     );
@@ -362,7 +365,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
       for (const point of mountsUnder(dir)) run('umount', ['-l', point]);
       restoreHost(snapshot);
       run('ip', ['netns', 'delete', netns]);
-      removeCniCache(layout.networkName);
+      removeCniCache(layout.networkName, []);
     },
   };
 }
