@@ -14,6 +14,7 @@ import { realNodeName } from '../cluster/node/real-node.js';
 import type { Endpoint } from '../cluster/node/relay.js';
 import { freePort } from '../support/free-port.js';
 import { realNodeProblem, reportNotRun } from '../support/not-run.js';
+import { Obfs2Client } from '../support/obfs2-client.js';
 import { type StandinDc, startStandinDc } from '../support/standin-dc.js';
 import { gramjsHandshakeViaProxy } from '../support/telegram-client.js';
 
@@ -381,5 +382,76 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
     expect((await cluster.kubectlOk(['logs', '-n', 'default', 'bind-443-nonroot'])).trim()).to.equal(
       'EACCES',
     );
+  });
+
+  it('a spec change rolls the pods: a client connected before keeps relaying through the drain, new clients reach new pods', async () => {
+    const selector = 'app.kubernetes.io/instance=tg-proxy,app.kubernetes.io/component=proxy';
+    const [old] = await readyPods('default', selector, 2);
+    const { links: all } = await links('default', 'tg-proxy');
+    const secret = new URL(all.find((l) => l.form === 'dd')!.tg).searchParams.get('secret')!;
+    const oldPort = await portForward('default', old!.metadata.name, 8443);
+    const client = await Obfs2Client.connect({ port: oldPort, secret, dc: 2, timeoutMs: 10_000 });
+    try {
+      const echo = async (fill: number): Promise<void> => {
+        const payload = Buffer.alloc(256, fill);
+        client.send(payload);
+        expect((await client.receive()).payload.equals(payload)).to.equal(true);
+      };
+      await echo(1);
+      // Any change of the pod template rolls the Deployment; the daily roll changes an annotation.
+      await cluster.kubectlOk([
+        'patch',
+        'mtproxy',
+        'tg-proxy',
+        '-n',
+        'default',
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ spec: { timeouts: { drainSeconds: 30 } } }),
+      ]);
+      // The old pod is being deleted (preStop, then the proxy drains) ...
+      await eventually(
+        async () => {
+          const p = JSON.parse(
+            await cluster.kubectlOk(['get', 'pod', old!.metadata.name, '-n', 'default', '-o', 'json']),
+          ) as {
+            metadata: { deletionTimestamp?: string };
+          };
+          if (!p.metadata.deletionTimestamp) throw new Error('old pod not terminating yet');
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      // ... and its client still relays, several seconds into the drain.
+      await echo(2);
+      await new Promise((r) => setTimeout(r, 8_000));
+      await echo(3);
+      // New clients reach the new pods.
+      const fresh = await eventually(
+        async () => {
+          const list = (await pods('default', selector)).filter(
+            (p) => isReady(p) && p.metadata.name !== old!.metadata.name,
+          );
+          const env = await cluster.kubectlOk([
+            'get',
+            'pod',
+            list[0]?.metadata.name ?? 'none',
+            '-n',
+            'default',
+            '-o',
+            'jsonpath={.spec.containers[0].env}',
+          ]);
+          if (!env.includes('"DRAIN_TIMEOUT","value":"30"')) throw new Error('no new pod Ready yet');
+          return list[0]!;
+        },
+        { timeoutMs: 180_000, intervalMs: 1_000 },
+      );
+      const newPort = await portForward('default', fresh.metadata.name, 8443);
+      const req = await gramjsHandshakeViaProxy({ dc, proxyPort: newPort, secret, dcId: 2 });
+      expect(req.nonce).to.be.instanceOf(Buffer);
+      await echo(4);
+    } finally {
+      await client.close();
+    }
   });
 });
