@@ -454,4 +454,23 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
       await client.close();
     }
   });
+
+  it('helm uninstall removes the operator and leaves the CRD, the MTProxies and their running pods, as the README says', async () => {
+    const res = await cluster.helm(['uninstall', RELEASE, '-n', OPERATOR_NS, '--wait', '--timeout', '2m'], {
+      timeoutMs: 150_000,
+    });
+    expect(res.code, res.stderr).to.equal(0);
+    await eventually(
+      async () => {
+        const left = await pods(OPERATOR_NS, 'app.kubernetes.io/component=operator');
+        if (left.length > 0) throw new Error(`operator pods left: ${left.map((p) => p.metadata.name)}`);
+      },
+      { timeoutMs: 90_000, intervalMs: 1_000 },
+    );
+    expect((await cluster.kubectl(['get', 'crd', 'mtproxies.mtkube.dev'])).code, 'the CRD stays').to.equal(0);
+    expect((await cluster.kubectl(['get', 'mtproxy', 'tg-proxy', '-n', 'default'])).code).to.equal(0);
+    expect((await cluster.kubectl(['get', 'secret', 'tg-proxy-links', '-n', 'default'])).code).to.equal(0);
+    // The proxies keep serving without the operator.
+    await readyPods('default', 'app.kubernetes.io/instance=tg-proxy,app.kubernetes.io/component=proxy', 2);
+  });
 });
