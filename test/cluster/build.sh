@@ -58,6 +58,17 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 ldflags="-s -w $kver_flags"
 ldflags+=" -X helm.sh/helm/v3/internal/version.version=$helm_version"
+ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+# Helm's own release build (its Makefile) sets the Kubernetes version that
+# `helm template` and `helm lint` assume, from its client-go module: 0.X.Y
+# means Kubernetes 1.X. Without it helm says v1.20 and a chart's kubeVersion
+# check fails offline.
+client_go="$(cd "$here" && go list -m -f '{{.Version}}' k8s.io/client-go)"
+client_go_minor="${client_go#v0.}"
+client_go_minor="${client_go_minor%%.*}"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$client_go_minor"
+done
 # Prometheus tags its Go module v0.3XX.Y for release 3.XX.Y.
 prom_release="${prom_version#v0.}"
 ldflags+=" -X github.com/prometheus/common/version.Version=${prom_release:0:1}.${prom_release:1}"

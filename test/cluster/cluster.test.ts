@@ -197,6 +197,23 @@ describe('test control plane', function () {
     });
   });
 
+  describe('helm as built for the tests', () => {
+    it('reports its release version and, offline, the Kubernetes version of its client-go', async () => {
+      const version = await cluster.helm(['version', '--template', '{{.Version}} {{.GitTreeState}}']);
+      expect(version.stdout.trim()).to.match(/^v3\.\d+\.\d+ clean$/);
+      // `helm template` assumes a Kubernetes version when it cannot ask a cluster; helm's own
+      // release build sets it from client-go (0.37 -> 1.37). Unset, it says v1.20 and a chart
+      // with kubeVersion ">=1.25.0-0" fails without --kube-version.
+      const chart = join(clusterDir, '..', '..', 'charts', 'mtkube');
+      const offline = await cluster.helm(['template', 'demo', chart]);
+      expect(offline.code, offline.stderr).to.equal(0);
+      // The same chart check does fail for the version helm would otherwise assume.
+      const old = await cluster.helm(['template', 'demo', chart, '--kube-version', '1.20.0']);
+      expect(old.code).to.not.equal(0);
+      expect(old.stderr).to.include('kubeVersion');
+    });
+  });
+
   describe('RBAC', () => {
     it('answers 403 to a ServiceAccount without a RoleBinding, and allows it once bound', async () => {
       await cluster.kubectlOk(['create', 'serviceaccount', 'reader', '--namespace', ns]);

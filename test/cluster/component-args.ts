@@ -58,6 +58,10 @@ export function apiserverArgs(l: Layout): string[] {
     `--tls-cert-file=${l.pki.apiserver.cert}`,
     `--tls-private-key-file=${l.pki.apiserver.key}`,
     `--client-ca-file=${l.pki.ca.cert}`,
+    // How the API server authenticates to a real node's kubelet (logs, exec,
+    // port-forward); the kubelet checks it against the same CA.
+    `--kubelet-client-certificate=${l.pki.admin.cert}`,
+    `--kubelet-client-key=${l.pki.admin.key}`,
     '--authorization-mode=Node,RBAC',
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${l.pki.serviceAccountPub}`,

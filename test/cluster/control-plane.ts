@@ -27,6 +27,7 @@ import {
 import { ClusterBinariesMissingError, ClusterStartError } from './errors.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { type CommandResult, type RunOptions, runCommand, runCommandOk } from './kubectl.js';
+import { type RealNode, startRealNode } from './node/real-node.js';
 import { clusterBinDir, kwokBinaries, missingBinaries, readToolVersions, requiredBinaries } from './paths.js';
 import { type Component, killComponentNow, startComponent, stopComponent } from './processes.js';
 import { type Deadline, distinctFreePorts, httpGetOk, waitUntil } from './readiness.js';
@@ -42,6 +43,11 @@ export interface ControlPlaneOptions {
   readonly startTimeoutMs?: number;
   /** Keep the temp directory (logs, etcd data) after stop(), for debugging. */
   readonly keepTempDir?: boolean;
+  /**
+   * Also start a real node (kubelet, containerd, runc, CNI; node/real-node.ts)
+   * with kube-scheduler, instead of kwok's fake node.
+   */
+  readonly realNode?: boolean;
   /** Progress messages; silent by default. */
   readonly log?: (message: string) => void;
 }
@@ -58,6 +64,8 @@ export interface ControlPlane {
   readonly kubernetesVersion: string;
   /** Name of the kwok node pods are scheduled to, if fake nodes run. */
   readonly fakeNodeName: string | undefined;
+  /** The real node, when started with `realNode: true`. */
+  readonly realNode: RealNode | undefined;
   /** Milliseconds from the call to startControlPlane until ready. */
   readonly startupMs: number;
   /** Token (TokenRequest API) kubeconfig for an existing ServiceAccount. */
@@ -76,11 +84,12 @@ export interface ControlPlane {
 
 // Everything we started and not yet stopped, so an exiting process (a failed
 // test run, Ctrl-C) can kill it synchronously.
-const live = new Set<{ components: Component[]; tempDir: string; keep: boolean }>();
+const live = new Set<{ components: Component[]; tempDir: string; keep: boolean; node?: RealNode }>();
 let exitHandlersInstalled = false;
 
 function killAllNow(): void {
   for (const entry of live) {
+    entry.node?.killNow();
     for (const c of entry.components) killComponentNow(c);
     if (!entry.keep) rmSync(entry.tempDir, { recursive: true, force: true });
   }
@@ -118,13 +127,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   if (wantFake === true && kwokMissing.length > 0) {
     throw new ClusterBinariesMissingError(binDir, kwokMissing);
   }
-  const fakeNodes = wantFake !== false && kwokMissing.length === 0;
+  const fakeNodes = !options.realNode && wantFake !== false && kwokMissing.length === 0;
   const { kubernetes: kubernetesVersion } = await readToolVersions();
   const bin = (name: string): string => join(binDir, name);
 
   const tempDir = await mkdtemp(join(tmpdir(), 'mtkube-cluster-'));
   const components: Component[] = [];
-  const entry = { components, tempDir, keep: options.keepTempDir ?? false };
+  const entry: { components: Component[]; tempDir: string; keep: boolean; node?: RealNode } = {
+    components,
+    tempDir,
+    keep: options.keepTempDir ?? false,
+  };
+  let realNode: RealNode | undefined;
   installExitHandlers();
   live.add(entry);
 
@@ -139,6 +153,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       await stopComponent(c, 3_000);
       log(`stopped ${c.name} in ${Date.now() - t}ms`);
     };
+    if (realNode) {
+      // Its containers and host settings first, while the API server is up.
+      const node = realNode;
+      realNode = undefined;
+      entry.node = undefined;
+      await node.stop();
+    }
     const servers = ['kube-apiserver', 'etcd'];
     await Promise.all(components.filter((c) => !servers.includes(c.name)).map(stopOne));
     for (const name of servers) {
@@ -148,7 +169,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   };
 
   try {
-    const [etcdClientPort = 0, etcdPeerPort = 0, apiPort = 0] = await distinctFreePorts(3);
+    const [etcdClientPort = 0, etcdPeerPort = 0, apiPort = 0, kubeletPort = 0] = await distinctFreePorts(4);
     const pki = await createClusterPki(tempDir, serviceApiIp);
     const read = (path: string): Promise<string> => readFile(path, 'utf8');
     const caPem = await read(pki.ca.cert);
@@ -219,6 +240,21 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       });
       log(`fake node ready after ${Date.now() - started}ms`);
     }
+    if (options.realNode) {
+      watched.push(start('kube-scheduler', schedulerArgs(layout)));
+      realNode = await startRealNode({
+        tempDir,
+        apiPort,
+        kubeletPort,
+        adminKubeconfig: kubeconfigPath,
+        caCertPath: pki.ca.cert,
+        admin,
+        deadline: { started: deadline.started, at: Math.max(deadline.at, Date.now() + 600_000) },
+        log,
+      });
+      entry.node = realNode;
+      log(`real node ${realNode.name} ready after ${Date.now() - started}ms`);
+    }
 
     // The token controller and the service-account controller creating the
     // "default" ServiceAccount show that kube-controller-manager is working.
@@ -272,6 +308,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       tempDir,
       kubernetesVersion,
       fakeNodeName: fakeNodes ? fakeNodeName : undefined,
+      get realNode() {
+        return realNode;
+      },
       startupMs,
       kubeconfigForServiceAccount,
       kubectl,

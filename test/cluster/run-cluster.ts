@@ -1,6 +1,9 @@
-// `npm run cluster`: the test control plane for a person. Prints two lines to
-// paste into another shell, then runs until Ctrl-C or SIGTERM. Progress and
-// errors go to stderr, so stdout holds only those two lines.
+// `npm run cluster`: the test control plane for a person, with the real node
+// (kubelet, containerd, runc; the images of `npm run images` imported) when
+// this machine can run it, else kwok's fake node and one line saying why.
+// Prints two lines to paste into another shell, then runs until Ctrl-C or
+// SIGTERM. Progress and errors go to stderr, so stdout holds only those lines.
+import { realNodeProblem } from '../support/not-run.js';
 import { ClusterBinariesMissingError, type ControlPlane, startControlPlane } from './control-plane.js';
 
 const say = (message: string): void => {
@@ -31,13 +34,24 @@ function untilStopped(cluster: ControlPlane): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  const cluster = await startControlPlane({ log: say }).catch((err: unknown) => {
+  const problem = realNodeProblem();
+  if (problem) say(`no real node, pods run on kwok's fake node: ${problem}`);
+  const cluster = await startControlPlane({
+    log: say,
+    realNode: !problem,
+    ...(problem ? {} : { startTimeoutMs: 900_000 }),
+  }).catch((err: unknown) => {
     say(err instanceof Error ? err.message : String(err));
     return err instanceof ClusterBinariesMissingError ? 2 : 1;
   });
   if (typeof cluster === 'number') return cluster;
   say(`Kubernetes ${cluster.kubernetesVersion} at ${cluster.server}, ready in ${cluster.startupMs}ms`);
-  say(`logs and data in ${cluster.tempDir}; Ctrl-C stops everything`);
+  if (cluster.realNode) {
+    say(
+      `real node ${cluster.realNode.name}: try \`helm install mtkube charts/mtkube -n mtkube-system --create-namespace\``,
+    );
+  }
+  say(`logs and data in ${cluster.tempDir}; Ctrl-C stops everything and puts the host back`);
   process.stdout.write(`export KUBECONFIG=${cluster.kubeconfigPath}\nexport PATH=${cluster.binDir}:$PATH\n`);
 
   const reason = await untilStopped(cluster);

@@ -3,9 +3,13 @@
 // stopped gently (a preStop pause, then DRAIN_TIMEOUT inside terminationGracePeriodSeconds).
 //
 // Port 443 without root: the proxy listens on an unprivileged containerPort (8443) and the
-// Service maps spec.port to it. With hostNetwork the proxy must listen on spec.port itself; below
-// 1024 the container then asks for NET_BIND_SERVICE, which a non-root process only holds if the
-// image grants it to the binary (file capability).
+// Service maps spec.port to it. With hostNetwork the proxy must listen on spec.port itself, and
+// below 1024 that takes CAP_NET_BIND_SERVICE. Listing it in capabilities.add is not enough for a
+// non-root user: Kubernetes grants no ambient capabilities, so a process of uid 10001 loses it at
+// exec and bind() fails with EACCES (a crash loop seen on a real kubelet). The namespaced sysctl
+// net.ipv4.ip_unprivileged_port_start is refused with hostNetwork (it would change the node).
+// So in that one case the container runs as uid 0 holding NET_BIND_SERVICE and nothing else: no
+// privilege escalation, read-only root filesystem, seccomp, every other capability dropped.
 import type { ProxySettings } from '../api/defaults.js';
 import { DEFAULTS } from '../api/defaults.js';
 import type { MTProxy } from '../api/types.js';
@@ -41,7 +45,8 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
   };
   if (inputs.restartedAt) annotations[ANNOTATIONS.restartedAt] = inputs.restartedAt;
 
-  const addCaps = s.hostNetwork && s.listenPort < 1024 ? ['NET_BIND_SERVICE'] : [];
+  const bindsPrivilegedPort = s.hostNetwork && s.listenPort < 1024;
+  const addCaps = bindsPrivilegedPort ? ['NET_BIND_SERVICE'] : [];
   const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
     httpGet: { path, port: 'metrics', scheme: 'HTTP' },
     periodSeconds,
@@ -70,7 +75,7 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
     securityContext: {
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
+      ...(bindsPrivilegedPort ? { runAsNonRoot: false, runAsUser: 0 } : { runAsNonRoot: true }),
       capabilities: addCaps.length > 0 ? { drop: ['ALL'], add: addCaps } : { drop: ['ALL'] },
     },
     volumeMounts: [

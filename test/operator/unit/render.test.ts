@@ -35,7 +35,13 @@ function deploy(spec: MTProxySpec = {}, restartedAt?: string) {
 interface Container {
   env: EnvVar[];
   ports: { name: string; containerPort: number; hostPort?: number }[];
-  securityContext: { capabilities: { drop: string[]; add?: string[] }; readOnlyRootFilesystem: boolean };
+  securityContext: {
+    capabilities: { drop: string[]; add?: string[] };
+    readOnlyRootFilesystem: boolean;
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    allowPrivilegeEscalation?: boolean;
+  };
   readinessProbe: { httpGet: { path: string; port: string } };
   livenessProbe: { httpGet: { path: string; port: string } };
   resources?: unknown;
@@ -127,6 +133,19 @@ describe('rendered Deployment', () => {
     const c = container(spec);
     expect(c.ports.find((p) => p.name === 'client')).to.include({ containerPort: 443, hostPort: 443 });
     expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    // A non-root user would lose the capability at exec (no ambient capabilities in Kubernetes):
+    // uid 0 holding only NET_BIND_SERVICE, never escalating (proven in a pod: test/e2e).
+    expect(c.securityContext).to.include({
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+    });
+    expect(container({ service: { hostNetwork: true }, port: 8443 }).securityContext).to.include({
+      runAsNonRoot: true,
+    });
+    expect(container({ service: { hostNetwork: true }, port: 8443 }).securityContext.runAsUser).to.equal(
+      undefined,
+    );
     expect(JSON.stringify(d.spec.template.spec)).to.include('kubernetes.io/hostname');
     expect(d.spec.strategy.rollingUpdate).to.deep.equal({ maxSurge: 0, maxUnavailable: 1 });
     expect(env(spec).EXTERNAL_IP?.valueFrom).to.deep.equal({ fieldRef: { fieldPath: 'status.hostIP' } });
