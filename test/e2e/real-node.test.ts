@@ -163,6 +163,9 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
         '-n',
         OPERATOR_NS,
         '--create-namespace',
+        // The hostNetwork test below needs what a user of hostNetwork sets: the operator refuses it by default.
+        '--set',
+        'policy.allowHostNetwork=true',
         '--wait',
         '--timeout',
         '4m',
