@@ -11,13 +11,21 @@
 // Middle-mode non-reader flood: clients that pipeline requests through middle mode and never read
 // the answers, next to good clients; the workers' peak RSS with the 1 MiB per-client cap and the
 // worker budget as shipped, and with the old 16 MiB per-client cap and no budget to speak of.
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClientHeader } from '../proxy/src/protocol/obfuscated2.js';
+import { validateClientHello } from '../proxy/src/protocol/fake-tls.js';
+import { buildClientHello } from '../proxy/src/protocol/fake-tls-client.js';
+import { secretKeyObject } from '../proxy/src/protocol/key-objects.js';
+import {
+  createClientHeader,
+  ctrCipher,
+  deriveClientKeys,
+  parseClientHeader,
+} from '../proxy/src/protocol/obfuscated2.js';
 import { encodePacket } from '../proxy/src/protocol/transports.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
 import { cpuBetween, type Launched, launch, processTree, rssBytes, sampleTreeCpu } from './processes.js';
@@ -314,6 +322,81 @@ async function middleRow(
   } finally {
     await sut.stop();
   }
+}
+
+export interface TrialCost {
+  readonly what: string;
+  readonly beforeMicros: number;
+  readonly nowMicros: number;
+}
+
+/**
+ * CPU of the bench process per garbage handshake with 144 secrets, the trial as it was before
+ * issue 13 (key hashes and a CTR cipher per secret; an HMAC per secret) against the trial now
+ * (one hash and one AES block per secret; the whole hello validation, HMAC per secret), interleaved in
+ * rounds so both see the same machine.
+ */
+export function measureTrialCost(rounds: number): TrialCost[] {
+  const secrets = Array.from({ length: SECRETS + USERS }, () => randomBytes(16));
+  const header = randomBytes(64);
+  const hello = buildClientHello({
+    secret: randomBytes(16),
+    domain: BENCH_DOMAIN,
+    now: Math.floor(Date.now() / 1000),
+    random: randomBytes,
+  }).hello;
+  const zero = Buffer.alloc(32);
+  const oldHeader = (): void => {
+    for (const secret of secrets) {
+      const keys = deriveClientKeys(header, secret);
+      ctrCipher(keys.decrypt).update(header);
+    }
+  };
+  const newHeader = (): void => {
+    parseClientHeader(header, secrets);
+  };
+  const oldHello = (): void => {
+    for (const secret of secrets) {
+      createHmac('sha256', secretKeyObject(secret))
+        .update(hello.subarray(0, 11))
+        .update(zero)
+        .update(hello.subarray(43))
+        .digest();
+    }
+  };
+  const policy = { secrets, domains: [], now: () => Math.floor(Date.now() / 1000) };
+  const newHello = (): void => {
+    validateClientHello(hello, policy);
+  };
+  const time = (f: () => void, n: number): number => {
+    const began = process.cpuUsage();
+    for (let i = 0; i < n; i++) f();
+    const used = process.cpuUsage(began);
+    return (used.user + used.system) / n;
+  };
+  const pairs: [string, () => void, () => void][] = [
+    ['obfuscated2 header, 144 secrets', oldHeader, newHeader],
+    ['fake-TLS hello, 144 secrets', oldHello, newHello],
+  ];
+  return pairs.map(([what, before, now]) => {
+    before();
+    now();
+    let b = 0;
+    let a = 0;
+    for (let r = 0; r < rounds; r++) {
+      b += time(before, 20);
+      a += time(now, 20);
+    }
+    return { what, beforeMicros: b / rounds, nowMicros: a / rounds };
+  });
+}
+
+export function renderTrialTable(rows: readonly TrialCost[]): string {
+  return [
+    '| garbage handshake | CPU µs before issue 13 | CPU µs now |',
+    '|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.beforeMicros.toFixed(0)} | ${r.nowMicros.toFixed(0)} |`),
+  ].join('\n');
 }
 
 export async function runAttack(options: AttackOptions): Promise<AttackRow[]> {

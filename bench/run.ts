@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { renderAttackTable, runAttack } from './attack.js';
+import { measureTrialCost, renderAttackTable, renderTrialTable, runAttack } from './attack.js';
 import { killAllLaunched, processAccount } from './processes.js';
 import { runProfiles } from './profile.js';
 import { type BenchJson, machineInfo, renderTable, TARGETS } from './report.js';
@@ -102,15 +102,18 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.attack) {
+    const trial = measureTrialCost(args.quick ? 10 : 50);
     const rows = await runAttack({ quick: args.quick, fromSource: args.source, proxyCli: args.cli, log });
     const out = args.out ?? join(ROOT, 'bench', 'results', args.quick ? 'attack-quick.json' : 'attack.json');
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(
       out,
-      `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), rows }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), trial, rows }, null, 2)}\n`,
     );
     formatLikeTheRepo(out);
-    process.stdout.write(`${args.json ? JSON.stringify(rows, null, 2) : renderAttackTable(rows)}\n`);
+    process.stdout.write(
+      `${args.json ? JSON.stringify({ trial, rows }, null, 2) : `${renderTrialTable(trial)}\n\n${renderAttackTable(rows)}`}\n`,
+    );
     log(`JSON: ${out}`);
     return 0;
   }
