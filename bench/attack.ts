@@ -59,6 +59,11 @@ export interface AttackRow {
   readonly proxyCpu: number;
   readonly peakWorkersRssMiB: number;
   readonly workerRestarts: number;
+  /** Proxy CPU per attacker connection, µs, over the no-attack row's CPU (handshake rows). */
+  readonly cpuMicrosPerAttack: number | undefined;
+  /** Middle rows: clients closed for unread answers. */
+  readonly flooded: number | undefined;
+  readonly seconds: number;
   readonly note: string;
 }
 
@@ -236,6 +241,9 @@ async function handshakeRow(
     proxyCpu: cpu,
     peakWorkersRssMiB: peak / 2 ** 20,
     workerRestarts: metricValue(metrics, 'mtproxy_worker_restarts_total'),
+    cpuMicrosPerAttack: undefined,
+    flooded: undefined,
+    seconds: elapsed,
     note,
   };
 }
@@ -317,6 +325,9 @@ async function middleRow(
       proxyCpu: cpu,
       peakWorkersRssMiB: peak / 2 ** 20,
       workerRestarts: metricValue(metrics, 'mtproxy_worker_restarts_total'),
+      cpuMicrosPerAttack: undefined,
+      flooded: metricValue(metrics, 'mtproxy_middle_clients_flooded_total'),
+      seconds: elapsed,
       note,
     };
   } finally {
@@ -436,6 +447,12 @@ export async function runAttack(options: AttackOptions): Promise<AttackRow[]> {
     await dc.stop();
     rmSync(secrets.dir, { recursive: true, force: true });
   }
+  const base = rows[0]!;
+  for (const [i, r] of rows.entries()) {
+    if (r.attackerConnections === 0) continue;
+    const extra = (r.proxyCpu - base.proxyCpu) * r.seconds;
+    rows[i] = { ...r, cpuMicrosPerAttack: Math.max(0, (extra * 1e6) / r.attackerConnections) };
+  }
   const echo = await startEchoMiddle('1');
   try {
     for (const [note, env] of [
@@ -458,11 +475,11 @@ const fmt = (v: number | undefined, digits = 1): string => (v === undefined ? '-
 
 export function renderAttackTable(rows: readonly AttackRow[]): string {
   const head =
-    '| scenario | variant | attacker conns (per s) | good handshakes ok | p50 ms | p99 ms | proxy CPU (cores) | workers peak RSS MiB | worker restarts |';
-  const sep = '|---|---|---|---|---|---|---|---|---|';
+    '| scenario | variant | attacker conns (per s) | good handshakes ok | p50 ms | p99 ms | proxy CPU (cores) | CPU µs per attack conn | non-readers closed | workers peak RSS MiB | worker restarts |';
+  const sep = '|---|---|---|---|---|---|---|---|---|---|---|';
   const lines = rows.map(
     (r) =>
-      `| ${r.scenario} | ${r.note} | ${r.attackerConnections} (${r.attackerPerSecond}) | ${r.goodSucceeded}/${r.goodAttempts} (${fmt((100 * r.goodSucceeded) / Math.max(1, r.goodAttempts))}%) | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.proxyCpu, 2)} | ${fmt(r.peakWorkersRssMiB, 0)} | ${r.workerRestarts} |`,
+      `| ${r.scenario} | ${r.note} | ${r.attackerConnections} (${r.attackerPerSecond}) | ${r.goodSucceeded}/${r.goodAttempts} (${fmt((100 * r.goodSucceeded) / Math.max(1, r.goodAttempts))}%) | ${fmt(r.p50Ms)} | ${fmt(r.p99Ms)} | ${fmt(r.proxyCpu, 2)} | ${fmt(r.cpuMicrosPerAttack, 0)} | ${r.flooded ?? '-'} | ${fmt(r.peakWorkersRssMiB, 0)} | ${r.workerRestarts} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

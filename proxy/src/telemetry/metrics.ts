@@ -169,6 +169,13 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
   );
   totalCounter(
     registry,
+    'mtproxy_middle_clients_flooded_total',
+    'Middle mode: clients closed for letting answers pile up unread (MIDDLE_CLIENT_BACKLOG, or the largest past MIDDLE_BACKLOG_BUDGET).',
+    [],
+    () => [[{}, t().middle.connectionsFailedFlood]],
+  );
+  totalCounter(
+    registry,
     'mtproxy_worker_uncaught_errors_total',
     "Exceptions that reached a worker's last resort; the worker logged them and kept serving.",
     [],
