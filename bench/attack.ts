@@ -435,7 +435,7 @@ export async function runAttack(options: AttackOptions): Promise<AttackRow[]> {
         workers: 2,
         cpus: '0',
         fakeTls: true,
-        extraEnv: { ...secrets.env, MODES: 'secure,tls', ...env },
+        extraEnv: { ...secrets.env, MODES: 'secure,tls', MAX_CONNECTIONS_PER_IP: '500', ...env },
       });
       try {
         rows.push(await handshakeRow(scenario, note, sut, sut.metricsPort!, secrets.keys, seconds, attack));

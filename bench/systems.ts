@@ -187,6 +187,8 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     BANNER: 'off',
     LOG_LEVEL: 'warn',
     DRAIN_TIMEOUT: '1',
+    // Every load client comes from 127.0.0.1: the per-address limit would cap the idle scenario.
+    MAX_CONNECTIONS_PER_IP: '0',
   };
   if (options.fakeTls) {
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
