@@ -4,7 +4,7 @@
 // closing, with at most IN_FLIGHT connections open at once. Prints one JSON line with its counts
 // when told to stop (SIGTERM) or when the duration is over.
 //
-//   node --import tsx bench/attack-flood.ts PORT SECONDS
+//   ATTACK_KIND=mixed|o2|tls node --import tsx bench/attack-flood.ts PORT SECONDS
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { buildClientHello } from '../proxy/src/protocol/fake-tls-client.js';
@@ -12,6 +12,8 @@ import { buildClientHello } from '../proxy/src/protocol/fake-tls-client.js';
 const port = Number(process.argv[2]);
 const seconds = Number(process.argv[3] ?? '10');
 const IN_FLIGHT = 256;
+/** What to send: `mixed` (default) alternates; `o2` or `tls` only one kind (ATTACK_KIND). */
+const KIND = process.env.ATTACK_KIND ?? 'mixed';
 const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 /** A few wrong-secret hellos made up front: building one costs the attacker more than sending it. */
 const HELLOS = Array.from(
@@ -39,7 +41,8 @@ function one(): void {
   const s = connect({ host: '127.0.0.1', port, localAddress: SOURCES[i % SOURCES.length] });
   s.on('error', () => {});
   s.once('connect', () => {
-    s.end(i % 2 === 0 ? randomBytes(64) : HELLOS[i % HELLOS.length]!);
+    const tls = KIND === 'tls' || (KIND === 'mixed' && i % 2 === 1);
+    s.end(tls ? HELLOS[i % HELLOS.length]! : randomBytes(64));
     // Not waiting for the proxy's verdict: a flood never does.
     setTimeout(() => s.destroy(), 20);
   });

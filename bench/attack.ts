@@ -59,7 +59,7 @@ export interface AttackRow {
   readonly proxyCpu: number;
   readonly peakWorkersRssMiB: number;
   readonly workerRestarts: number;
-  /** Proxy CPU per attacker connection, µs, over the no-attack row's CPU (handshake rows). */
+  /** Proxy CPU per attacker connection, µs, good handshakes' share taken out (handshake rows). */
   readonly cpuMicrosPerAttack: number | undefined;
   /** Middle rows: clients closed for unread answers. */
   readonly flooded: number | undefined;
@@ -447,10 +447,13 @@ export async function runAttack(options: AttackOptions): Promise<AttackRow[]> {
     await dc.stop();
     rmSync(secrets.dir, { recursive: true, force: true });
   }
+  // The attack's own cost: the proxy's CPU minus what its good handshakes cost at the no-attack
+  // row's price per handshake, per attacker connection.
   const base = rows[0]!;
+  const perGood = (base.proxyCpu * base.seconds) / Math.max(1, base.goodAttempts);
   for (const [i, r] of rows.entries()) {
     if (r.attackerConnections === 0) continue;
-    const extra = (r.proxyCpu - base.proxyCpu) * r.seconds;
+    const extra = r.proxyCpu * r.seconds - perGood * r.goodAttempts;
     rows[i] = { ...r, cpuMicrosPerAttack: Math.max(0, (extra * 1e6) / r.attackerConnections) };
   }
   const echo = await startEchoMiddle('1');
