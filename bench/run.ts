@@ -10,10 +10,13 @@
 //   npm run bench -- --cli FILE   run this proxy build (e.g. dist/proxy/src/cli.js) instead
 //   npm run bench -- --only P,Q   only the scenarios whose id starts with P or Q (e.g. mtkube/bulk)
 //   npm run bench -- --profile    CPU profiles of the proxy under bulk and handshake load instead
+//   npm run bench -- --attack     the proxy under a garbage-handshake flood and a middle-mode
+//                                 non-reader flood (bench/attack.ts); with --quick, a short run
 //   BENCH_PEER_PROXY='cmd'        also measure a peer proxy (see bench/systems.ts startPeer)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { measureTrialCost, renderAttackTable, renderTrialTable, runAttack } from './attack.js';
 import { killAllLaunched, processAccount } from './processes.js';
 import { runProfiles } from './profile.js';
 import { type BenchJson, machineInfo, renderTable, TARGETS } from './report.js';
@@ -25,6 +28,7 @@ interface Args {
   readonly json: boolean;
   readonly source: boolean;
   readonly profile: boolean;
+  readonly attack: boolean;
   readonly out: string | undefined;
   readonly cli: string | undefined;
   readonly only: readonly string[];
@@ -36,6 +40,7 @@ function parseArgs(argv: readonly string[]): Args {
     json: false,
     source: false,
     profile: false,
+    attack: false,
     out: undefined as string | undefined,
     cli: undefined as string | undefined,
     only: [] as string[],
@@ -46,6 +51,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--json') args.json = true;
     else if (a === '--source') args.source = true;
     else if (a === '--profile') args.profile = true;
+    else if (a === '--attack') args.attack = true;
     else if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i];
     else if (a === '--cli' && argv[i + 1] !== undefined) args.cli = argv[++i];
     else if (a === '--only' && argv[i + 1] !== undefined) args.only.push(...argv[++i]!.split(','));
@@ -93,6 +99,22 @@ async function main(): Promise<number> {
       log,
     });
     process.stdout.write(`${summary}\n`);
+    return 0;
+  }
+  if (args.attack) {
+    const trial = measureTrialCost(args.quick ? 10 : 50);
+    const rows = await runAttack({ quick: args.quick, fromSource: args.source, proxyCli: args.cli, log });
+    const out = args.out ?? join(ROOT, 'bench', 'results', args.quick ? 'attack-quick.json' : 'attack.json');
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(
+      out,
+      `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), trial, rows }, null, 2)}\n`,
+    );
+    formatLikeTheRepo(out);
+    process.stdout.write(
+      `${args.json ? JSON.stringify({ trial, rows }, null, 2) : `${renderTrialTable(trial)}\n\n${renderAttackTable(rows)}`}\n`,
+    );
+    log(`JSON: ${out}`);
     return 0;
   }
   const began = Date.now();

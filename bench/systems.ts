@@ -93,6 +93,8 @@ export interface SystemUnderTest {
   /** The client modes this system is measured with. */
   readonly modes: readonly ClientMode[];
   readonly process: Launched;
+  /** Our proxy's metrics port (undefined for the others). */
+  readonly metricsPort?: number;
   /** The root process and its workers, alive now. */
   pids(): number[];
   stop(): Promise<void>;
@@ -155,6 +157,8 @@ export interface MtkubeOptions {
   readonly profileDir?: string | undefined;
   /** Middle-proxy mode through this echo middle proxy instead of direct mode. */
   readonly middle?: EchoServer | undefined;
+  /** More settings for the proxy (the attack benchmark's users file, throttles). */
+  readonly extraEnv?: NodeJS.ProcessEnv;
 }
 
 /** Any 16 bytes: middle mode needs an advertising tag, the echo middle proxy ignores it. */
@@ -183,6 +187,8 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     BANNER: 'off',
     LOG_LEVEL: 'warn',
     DRAIN_TIMEOUT: '1',
+    // Every load client comes from 127.0.0.1: the per-address limit would cap the idle scenario.
+    MAX_CONNECTIONS_PER_IP: '0',
   };
   if (options.fakeTls) {
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
@@ -204,7 +210,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
       CONFIG_REFRESH_INTERVAL: '0',
     });
   }
-  Object.assign(env, nodeOptions(options.profileDir));
+  Object.assign(env, options.extraEnv ?? {}, nodeOptions(options.profileDir));
   const proc = launch([process.execPath, ...options.build.proxyArgs], { env, cpus: options.cpus, cwd: ROOT });
   const cleanup = (): void => rmSync(dataDir, { recursive: true, force: true });
   try {
@@ -220,6 +226,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
   return {
     name: 'mtkube',
     port,
+    metricsPort,
     secret,
     domain: BENCH_DOMAIN,
     modes: options.fakeTls ? ['ee'] : ['plain', 'dd'],

@@ -32,6 +32,8 @@ export interface StartOptions {
   /** Wait for the "proxy listening" line (default true). */
   readonly waitReady?: boolean;
   readonly port?: number;
+  /** A command the proxy runs under, e.g. ['prlimit', '--nofile=1024:1024', '--']. */
+  readonly wrap?: readonly string[];
 }
 
 export interface ProxyPorts {
@@ -83,7 +85,9 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
     METRICS_BIND: '127.0.0.1',
     ...opts.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...(opts.args ?? [])], {
+  const argv = [process.execPath, '--import', 'tsx', cli, ...(opts.args ?? [])];
+  const [command, ...rest] = [...(opts.wrap ?? []), ...argv];
+  const child = spawn(command!, rest, {
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -39,6 +39,8 @@ export interface MaskSettings {
   readonly port: number;
   readonly maxBytes: number;
   readonly timeoutMs: number;
+  /** Masked relays open at once per worker. */
+  readonly maxRelays: number;
 }
 
 export interface Config {
@@ -76,6 +78,12 @@ export interface Config {
   readonly proxyProtocol: ProxyProtocolSetting;
   /** 0: no limit. */
   readonly maxConnectionsPerIp: number;
+  /** Failed handshakes per second one host may cost a worker; 0: no throttle. */
+  readonly failedHandshakeRate: number;
+  /** 0: no limit. */
+  readonly maxUnidentifiedHandshakes: number;
+  readonly middleClientBacklog: number;
+  readonly middleBacklogBudget: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -85,11 +93,16 @@ export interface Config {
   readonly statsAllow: readonly string[];
   readonly metricsPort: number;
   readonly metricsBind: string | undefined;
+  readonly metricsAllow: readonly string[];
   readonly usersFile: string | undefined;
   readonly userMetrics: boolean;
   readonly banner: boolean;
   readonly logLevel: LogLevel;
 }
+
+/** Loopback and the private ranges an in-cluster Prometheus scrapes from (RFC 1918, RFC 6598, ULA). */
+export const DEFAULT_METRICS_ALLOW =
+  '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
 
 export const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
 
@@ -351,7 +364,8 @@ function parseMask(
   const explicit = get('MASK_HOST');
   const host = explicit === undefined ? domains[0] : parseHost('MASK_HOST', explicit);
   if (!on || host === undefined) return undefined;
-  return { host, port, maxBytes, timeoutMs };
+  const maxRelays = parseInteger('MASK_MAX_RELAYS', get('MASK_MAX_RELAYS') ?? '1024', 1, 1_000_000);
+  return { host, port, maxBytes, timeoutMs, maxRelays };
 }
 
 function defaultDataDir(env: NodeJS.ProcessEnv): string {
@@ -427,9 +441,33 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     ] as const),
     maxConnectionsPerIp: parseInteger(
       'MAX_CONNECTIONS_PER_IP',
-      get('MAX_CONNECTIONS_PER_IP') ?? '0',
+      get('MAX_CONNECTIONS_PER_IP') ?? '500',
       0,
       1_000_000,
+    ),
+    failedHandshakeRate: parseInteger(
+      'FAILED_HANDSHAKE_RATE',
+      get('FAILED_HANDSHAKE_RATE') ?? '10',
+      0,
+      1_000_000,
+    ),
+    maxUnidentifiedHandshakes: parseInteger(
+      'MAX_UNIDENTIFIED_HANDSHAKES',
+      get('MAX_UNIDENTIFIED_HANDSHAKES') ?? '2048',
+      0,
+      1_000_000,
+    ),
+    middleClientBacklog: parseInteger(
+      'MIDDLE_CLIENT_BACKLOG',
+      get('MIDDLE_CLIENT_BACKLOG') ?? '1048576',
+      65536,
+      2 ** 31,
+    ),
+    middleBacklogBudget: parseInteger(
+      'MIDDLE_BACKLOG_BUDGET',
+      get('MIDDLE_BACKLOG_BUDGET') ?? '268435456',
+      1 << 20,
+      2 ** 40,
     ),
     handshakeTimeoutMs: parseSeconds('HANDSHAKE_TIMEOUT', get('HANDSHAKE_TIMEOUT') ?? '10', 0.1, 600),
     idleTimeoutMs: parseSeconds('IDLE_TIMEOUT', get('IDLE_TIMEOUT') ?? '300', 1, 86400),
@@ -441,6 +479,7 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     metricsPort: parseInteger('METRICS_PORT', get('METRICS_PORT') ?? '9102', 0, 65535),
     metricsBind:
       get('METRICS_BIND') === undefined ? undefined : parseIp('METRICS_BIND', get('METRICS_BIND')!),
+    metricsAllow: parseCidrs('METRICS_ALLOW', get('METRICS_ALLOW') ?? DEFAULT_METRICS_ALLOW),
     usersFile: get('USERS_FILE')?.trim() || undefined,
     userMetrics: parseSwitch('USER_METRICS', get('USER_METRICS') ?? 'on'),
     banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),

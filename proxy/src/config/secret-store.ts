@@ -6,6 +6,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ProxySecret, parseSecretList } from './config.js';
 import { ConfigError } from './errors.js';
+import { keepPrivate } from './private-file.js';
 
 export const SECRET_FILE = 'secret';
 
@@ -36,6 +37,7 @@ export async function loadOrCreateSecrets(
     }
   }
   if (text !== undefined && text.trim() !== '') {
+    await keepPrivate(path);
     return { secrets: parseSecretList(`secret file ${path}`, text.trim()), origin: 'loaded', path };
   }
   if (!create) return { secrets: [], origin: 'loaded', path };

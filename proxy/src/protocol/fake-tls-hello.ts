@@ -175,6 +175,8 @@ export interface HelloPolicy {
   /** Our clock, in Unix seconds. */
   readonly now: () => number;
   readonly window?: ClockWindow;
+  /** Index of the secret to try first (the one that last matched from this source). */
+  readonly tryFirst?: number;
 }
 
 export interface AcceptedHello {
@@ -223,7 +225,7 @@ export function validateClientHello(hello: Buffer, policy: HelloPolicy): HelloVe
   const clientRandom = Buffer.from(hello.subarray(RANDOM_POS, RANDOM_POS + RANDOM_LEN));
   const replayKey = clientRandom.subarray(0, REPLAY_KEY_LEN);
 
-  const match = matchSecret(hello, clientRandom, policy.secrets);
+  const match = matchSecret(hello, clientRandom, policy.secrets, policy.tryFirst);
   if (match === undefined) return { ok: false, reason: 'bad-mac', replayKey };
   const { secretIndex, timestamp } = match;
 
@@ -254,16 +256,24 @@ function hasClientHelloFraming(hello: Buffer): boolean {
   );
 }
 
-/** HMAC-SHA256 over the hello with the random zeroed, XOR the random: 28 zero bytes + LE32 time. */
+/**
+ * HMAC-SHA256 over the hello with the random zeroed, XOR the random: 28 zero bytes + LE32 time.
+ * Per secret: one HMAC from a KeyObject made once per secret (a hash state copied from
+ * precomputed pads measured no cheaper on Node 24: `npm run bench -- --attack`), `tryFirst` first.
+ */
 function matchSecret(
   hello: Buffer,
   clientRandom: Buffer,
   secrets: readonly Buffer[],
+  tryFirst: number | undefined,
 ): { secretIndex: number; timestamp: number } | undefined {
   const head = hello.subarray(0, RANDOM_POS);
   const tail = hello.subarray(RANDOM_POS + RANDOM_LEN);
   const macPart = clientRandom.subarray(0, MAC_LEN);
-  for (let i = 0; i < secrets.length; i++) {
+  const first = tryFirst !== undefined && tryFirst >= 0 && tryFirst < secrets.length ? tryFirst : -1;
+  for (let n = first < 0 ? 0 : -1; n < secrets.length; n++) {
+    const i = n < 0 ? first : n;
+    if (n >= 0 && i === first) continue;
     const mac = createHmac('sha256', secretKeyObject(secrets[i]!))
       .update(head)
       .update(ZERO_RANDOM)

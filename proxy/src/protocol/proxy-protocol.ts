@@ -162,7 +162,15 @@ function ipv4(b: Buffer, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
+/**
+ * An IPv6 source as text; an IPv4-mapped one (::ffff:a.b.c.d, what a dual-stack load balancer
+ * sends for IPv4 clients) as the plain IPv4 address, so per-address limits and throttles count
+ * each IPv4 client on its own instead of all of them as one IPv6 /64.
+ */
 function ipv6(b: Buffer, at: number): string {
+  let mapped = b.readUInt16BE(at + 10) === 0xffff;
+  for (let i = 0; i < 10 && mapped; i++) mapped = b[at + i] === 0;
+  if (mapped) return ipv4(b, at + 12);
   const groups: string[] = [];
   for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(at + 2 * i).toString(16));
   return compressIpv6(groups);

@@ -5,6 +5,11 @@
 // without a mask host, held and closed after a random delay; after our ServerHello it can only be
 // held. Nothing the client sends can make this code throw.
 import type { Socket } from 'node:net';
+import type {
+  HandshakeThrottle,
+  TrialPlan,
+  UnidentifiedHandshakes,
+} from '../admission/handshake-throttle.js';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
@@ -82,6 +87,16 @@ export interface SessionDeps {
   readonly idleTimeoutMs: number;
   readonly random: RandomSource;
   readonly observer: SessionObserver;
+  /** Per-source budget of failed handshakes, checked before any crypto; undefined: none. */
+  readonly throttle?: HandshakeThrottle;
+  /** Bound on this worker's handshakes not identified yet; undefined: none. */
+  readonly unidentified?: UnidentifiedHandshakes;
+  /**
+   * With masking on: a connection still unidentified this long after it was accepted (silent, or
+   * a partial handshake) goes to the mask host now, so the mask site's own timeouts run from about
+   * the moment a direct connection to it would have started. Default 1000 ms.
+   */
+  readonly unidentifiedDeadlineMs?: number;
   /** Debug log of failed handshakes, with the client's real address. */
   readonly onFailure?: (peer: PeerAddress | undefined, reason: HandshakeFailure) => void;
 }
@@ -145,6 +160,8 @@ class ClientSession {
   #finished = false;
   #failure: HandshakeFailure | undefined;
   #errorSide: 'client' | 'upstream' | undefined;
+  #leaveUnidentified: (() => void) | undefined;
+  #unidentifiedTimer: NodeJS.Timeout | undefined;
 
   constructor(client: Socket, deps: SessionDeps) {
     this.#client = client;
@@ -162,7 +179,28 @@ class ClientSession {
     client.on('end', this.#onEnd);
     this.#handshakeTimer = setTimeout(this.#onHandshakeTimeout, this.#deps.handshakeTimeoutMs);
     if (this.#stage === 'detect' && !this.#admit(this.#socketPeer())) return;
+    this.#leaveUnidentified = this.#deps.unidentified?.enter(() => {
+      this.#leaveUnidentified = undefined;
+      this.#fail('throttled');
+    });
+    if (this.#deps.mask !== undefined) {
+      const deadline = Math.min(this.#deps.unidentifiedDeadlineMs ?? 1000, this.#deps.handshakeTimeoutMs);
+      this.#unidentifiedTimer = setTimeout(this.#onHandshakeTimeout, deadline);
+    }
     this.#read(true);
+  }
+
+  /** The handshake has been decided one way or the other: no longer counted as unidentified. */
+  #identified(): void {
+    clearTimeout(this.#unidentifiedTimer);
+    this.#leaveUnidentified?.();
+    this.#leaveUnidentified = undefined;
+  }
+
+  /** What to try on this handshake's secrets, decided before any crypto. */
+  #plan(): { plan: TrialPlan; address: string } {
+    const address = (this.#peer ?? this.#socketPeer()).address;
+    return { plan: this.#deps.throttle?.plan(address) ?? { kind: 'full', first: undefined }, address };
   }
 
   // --- reading ---------------------------------------------------------------------------------
@@ -273,11 +311,21 @@ class ClientSession {
   #onPlainHeader(header: Buffer, rest: Buffer): void {
     const deps = this.#deps;
     const table = deps.users();
-    const parsed = parseClientHeader(header, table.secrets);
+    this.#identified();
+    const { plan, address } = this.#plan();
+    let parsed: ClientHeader | undefined;
+    if (plan.kind === 'full') {
+      parsed = parseClientHeader(header, table.secrets, plan.first);
+    } else if (plan.first !== undefined && plan.first < table.secrets.length) {
+      const one = parseClientHeader(header, [table.secrets[plan.first]!]);
+      parsed = one && { ...one, secretIndex: plan.first };
+    }
     if (parsed === undefined) {
-      this.#fail('bad-secret');
+      if (plan.kind === 'full') deps.throttle?.failed(address);
+      this.#fail(plan.kind === 'full' ? 'bad-secret' : 'throttled');
       return;
     }
+    deps.throttle?.matched(address, parsed.secretIndex);
     const user = table.names[parsed.secretIndex]!;
     if (!transportAllowed(parsed.transport, 'plain', deps.modes)) {
       this.#fail('transport-not-allowed');
@@ -307,21 +355,36 @@ class ClientSession {
     const deps = this.#deps;
     const policy = deps.fakeTls!;
     const table = deps.users();
-    const secrets = table.secrets;
-    const verdict = validateClientHello(hello, {
+    this.#identified();
+    const { plan, address } = this.#plan();
+    const only = plan.kind === 'remembered-only' ? plan.first : undefined;
+    if (plan.kind === 'remembered-only' && (only === undefined || only >= table.secrets.length)) {
+      this.#fail('throttled');
+      return;
+    }
+    const secrets = only === undefined ? table.secrets : [table.secrets[only]!];
+    const raw = validateClientHello(hello, {
       secrets,
       domains: policy.unknownSni === 'accept' ? [] : policy.domains,
       now: policy.now,
       window: policy.window,
+      tryFirst: plan.first,
     });
+    const verdict = only === undefined || raw.secretIndex === undefined ? raw : { ...raw, secretIndex: only };
+    if (verdict.secretIndex === undefined) {
+      if (only === undefined) deps.throttle?.failed(address);
+    } else {
+      deps.throttle?.matched(address, verdict.secretIndex);
+    }
     if (!verdict.ok) {
       // Remember even refused randoms (§4.9): a hello refused once is never accepted later.
       if (verdict.replayKey !== undefined) deps.replay.record(verdict.replayKey);
-      const reason = HELLO_FAILURES[verdict.reason];
+      const reason =
+        only !== undefined && verdict.reason === 'bad-mac' ? 'throttled' : HELLO_FAILURES[verdict.reason];
       this.#fail(reason, !(verdict.reason === 'bad-sni' && policy.unknownSni === 'drop'));
       return;
     }
-    const secret = secrets[verdict.secretIndex]!;
+    const secret = table.secrets[verdict.secretIndex]!;
     const user = table.names[verdict.secretIndex]!;
     this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, user, rest));
   }
@@ -483,6 +546,7 @@ class ClientSession {
    */
   #fail(reason: HandshakeFailure, mayMask = true): void {
     if (this.#finished) return;
+    this.#identified();
     this.#recordFailure(reason);
     const answered = this.#tls !== undefined;
     const mask = this.#deps.mask;
@@ -533,6 +597,7 @@ class ClientSession {
   readonly #onHandshakeTimeout = (): void => {
     if (this.#finished || this.#established) return;
     switch (this.#stage) {
+      case 'preamble':
       case 'detect':
         // Still unidentified at the deadline: the mask host sees what a web server would.
         this.#fail('timeout');
@@ -570,6 +635,7 @@ class ClientSession {
       if (reason === 'client-closed' || reason === 'client-error') this.#recordFailure('client-closed');
     }
     this.#finished = true;
+    this.#identified();
     clearTimeout(this.#handshakeTimer);
     clearTimeout(this.#holdTimer);
     this.#abort.abort(SESSION_OVER);

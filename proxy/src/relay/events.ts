@@ -22,12 +22,18 @@ export type HandshakeFailure =
   /** After our ServerHello: not the ChangeCipherSpec + application-data records of §4.8. */
   | 'tls-bad-records'
   /** More bytes than any handshake needs arrived before a decision (MAX_HANDSHAKE_BUFFER). */
-  | 'oversized';
+  | 'oversized'
+  /**
+   * Not tried against the secrets: its source spent its budget of failed handshakes, or it was
+   * the oldest of too many unidentified handshakes (admission/handshake-throttle.ts).
+   */
+  | 'throttled';
 
 /** Connections turned away before any handshake; the values are metric labels. */
 export type RefusalReason = 'max_connections' | 'per_ip_limit' | 'bad_proxy_header';
 
-export type MaskFailure = 'self' | 'unreachable';
+/** `busy`: MASK_MAX_RELAYS masked relays were already open in this worker. */
+export type MaskFailure = 'self' | 'unreachable' | 'busy';
 
 export type CloseReason =
   | 'client-closed'

@@ -2,6 +2,7 @@
 // connection of its DC's cluster, and its packets travel as RPC_PROXY_REQ (middle-upstream.ts).
 // This file is only the glue between the session's socket and that per-client machinery.
 
+import type { BacklogBudget } from '../middle/backlog-budget.js';
 import { targetsForDc } from '../protocol/middle-proxy/proxy-config.js';
 import { ctrCipher } from '../protocol/obfuscated2.js';
 import type { MiddleObserver } from '../upstream/middle-events.js';
@@ -18,6 +19,9 @@ export interface MiddleAdapterDeps {
   readonly adTag: (user: string) => Buffer | undefined;
   readonly observer: MiddleObserver;
   readonly acquireTimeoutMs: number;
+  /** Answers queued for one client that does not read them before it is closed. */
+  readonly maxClientBacklog?: number;
+  readonly budget?: BacklogBudget;
 }
 
 const CLOSE_REASONS: Record<MiddleUpstreamCloseReason, CloseReason> = {
@@ -55,6 +59,8 @@ async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: Se
       random: session.random,
       observer: deps.observer,
       acquireTimeoutMs: deps.acquireTimeoutMs,
+      maxBacklogBytes: deps.maxClientBacklog,
+      budget: deps.budget,
       signal: session.signal,
       sink: {
         write: (chunks) => {

@@ -11,6 +11,7 @@
 // is never held up for it: its unsent bytes are capped and it is closed past the cap (official
 // connections_failed_flood).
 import { randomBytes } from 'node:crypto';
+import type { BacklogBudget, BacklogHolder } from '../middle/backlog-budget.js';
 import type { Endpoint } from '../protocol/middle-proxy/address.js';
 import { checkClientPacket } from '../protocol/middle-proxy/client-packet.js';
 import { ProxyReqHeader } from '../protocol/middle-proxy/rpc-proxy-req.js';
@@ -66,8 +67,10 @@ export interface MiddleUpstreamOptions {
   readonly observer?: MiddleObserver;
   /** Padding of answers to padded-intermediate clients. */
   readonly random?: RandomSource;
-  /** Unsent bytes to the client before it is closed as a flood; default 16 MiB (official: 32 MiB of buffers). */
+  /** Unsent bytes to the client before it is closed as a flood; default 1 MiB (MIDDLE_CLIENT_BACKLOG). */
   readonly maxBacklogBytes?: number;
+  /** The worker's budget for all clients' backlogs (MIDDLE_BACKLOG_BUDGET); none if undefined. */
+  readonly budget?: BacklogBudget;
   /** How long to wait for a ready middle-end connection; default 5 s. */
   readonly acquireTimeoutMs?: number;
   /** Send flag 0x08000000 for padded clients (mtprotoproxy, erlang, telemt); default off (official). */
@@ -76,7 +79,7 @@ export interface MiddleUpstreamOptions {
   readonly signal?: AbortSignal;
 }
 
-export const DEFAULT_MAX_BACKLOG = 16 << 20;
+export const DEFAULT_MAX_BACKLOG = 1 << 20;
 
 const PAUSED_BY_MIDDLE = 1;
 const PAUSED_BY_CLIENT = 2;
@@ -235,8 +238,24 @@ export class MiddleUpstream {
     if (sink.backlog > this.#maxBacklog) {
       this.#observer.clientFlooded();
       this.#fail('flood');
+      return;
     }
+    this.#o.budget?.grew(this.#holder);
   }
+
+  /** This client as the worker's backlog budget sees it. */
+  readonly #holder: BacklogHolder = ((self: MiddleUpstream): BacklogHolder => ({
+    get backlog() {
+      return self.#sink.backlog;
+    },
+    get closed() {
+      return self.#closed;
+    },
+    shed() {
+      self.#observer.clientFlooded();
+      self.#fail('flood');
+    },
+  }))(this);
 
   /** Close from our side: RPC_CLOSE_CONN to the middle-end, then the client. */
   #fail(reason: MiddleUpstreamCloseReason): void {

@@ -45,6 +45,10 @@ export interface WorkerSettings {
   readonly selfPorts: readonly number[];
   readonly proxyProtocol: ProxyProtocolSetting;
   readonly maxConnectionsPerIp: number;
+  readonly failedHandshakeRate: number;
+  readonly maxUnidentifiedHandshakes: number;
+  readonly middleClientBacklog: number;
+  readonly middleBacklogBudget: number;
 }
 
 export type PrimaryMessage =
@@ -91,8 +95,22 @@ export function workerSettings(
     tlsClockSkewSeconds: config.tlsClockSkewSeconds,
     mask: extra.mask,
     selfAddresses: extra.selfAddresses,
-    selfPorts: [...new Set([config.port, config.publicPort])],
+    selfPorts: selfPorts(config),
     proxyProtocol: config.proxyProtocol,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
+    failedHandshakeRate: config.failedHandshakeRate,
+    maxUnidentifiedHandshakes: config.maxUnidentifiedHandshakes,
+    middleClientBacklog: config.middleClientBacklog,
+    middleBacklogBudget: config.middleBacklogBudget,
   };
+}
+
+/**
+ * Ports that reach this proxy: the client port and, since a mask target there would hand every
+ * prober our statistics or metrics, the STATS_PORT and METRICS_PORT too.
+ */
+export function selfPorts(config: Config): number[] {
+  return [...new Set([config.port, config.publicPort, config.statsPort, config.metricsPort])].filter(
+    (p) => p !== 0,
+  );
 }

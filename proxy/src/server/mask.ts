@@ -89,6 +89,8 @@ export interface MaskerOptions {
   readonly maxBytes: number;
   /** The relay's whole life. */
   readonly timeoutMs: number;
+  /** Relays open at once; past it `relay` answers 'busy' (the caller holds the client instead). */
+  readonly maxRelays?: number;
   readonly connectTimeoutMs: number;
   /** Our own endpoints, recomputed by the caller as interfaces change; checked at every connect. */
   readonly self: () => SelfEndpoints;
@@ -107,6 +109,7 @@ export class Masker {
   readonly #options: MaskerOptions;
   #resolved: { check: TargetCheck; at: number } | undefined;
   #lastProblemAt = Number.NEGATIVE_INFINITY;
+  #open = 0;
 
   constructor(options: MaskerOptions) {
     this.#options = options;
@@ -137,6 +140,27 @@ export class Masker {
    * or with the reason it could not; then the client is still the caller's.
    */
   async relay(client: Socket, replay: readonly Buffer[]): Promise<MaskOutcome> {
+    // Each relay holds two descriptors for up to MASK_TIMEOUT: without a cap a flood of failed
+    // handshakes would run the worker out of them.
+    if (this.#open >= (this.#options.maxRelays ?? Number.POSITIVE_INFINITY)) return 'busy';
+    this.#open++;
+    let started = false;
+    try {
+      const outcome = await this.#relay(client, replay, () => {
+        started = true;
+      });
+      return outcome;
+    } finally {
+      if (!started) this.#open--;
+    }
+  }
+
+  /** Masked relays open now. */
+  get open(): number {
+    return this.#open;
+  }
+
+  async #relay(client: Socket, replay: readonly Buffer[], onStart: () => void): Promise<MaskOutcome> {
     const check = await this.#target();
     if (!check.ok) {
       this.#problem(check);
@@ -154,6 +178,7 @@ export class Masker {
       });
       return 'unreachable';
     }
+    onStart();
     this.#splice(client, mask, replay);
     return 'relaying';
   }
@@ -183,13 +208,24 @@ export class Masker {
   }
 
   #splice(client: Socket, mask: Socket, replay: readonly Buffer[]): void {
-    let budget = this.#options.maxBytes;
+    // The caps are drawn per relay between 1x and 2x the settings: a real site does not cut every
+    // connection at one exact size or age, so neither may we (a prober could measure it).
+    const jitter = (): number => 1 + Math.random();
+    let budget = Math.floor(this.#options.maxBytes * jitter());
+    let closed = false;
     const stop = (): void => {
       clearTimeout(timer);
       client.destroy();
       mask.destroy();
     };
-    const timer = setTimeout(stop, this.#options.timeoutMs);
+    const onClosed = (): void => {
+      if (closed || !client.destroyed || !mask.destroyed) return;
+      closed = true;
+      this.#open--;
+    };
+    client.once('close', onClosed);
+    mask.once('close', onClosed);
+    const timer = setTimeout(stop, this.#options.timeoutMs * jitter());
     timer.unref();
     const forward = (from: Socket, to: Socket): void => {
       from.on('data', (chunk: Buffer) => {

@@ -2,6 +2,7 @@
 // Written atomically (temporary file, then rename); an unreadable file starts from zero, loudly.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { keepPrivate } from '../config/private-file.js';
 
 export const USAGE_FILE = 'usage.json';
 
@@ -10,6 +11,7 @@ export async function loadUsage(dataDir: string): Promise<{ usage: Map<string, n
   let text: string;
   try {
     text = await readFile(path, 'utf8');
+    await keepPrivate(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { usage: new Map() };
     return { usage: new Map(), problem: `cannot read ${path}: ${(err as Error).message}` };

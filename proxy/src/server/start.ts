@@ -4,10 +4,12 @@ import { ConfigError } from '../config/errors.js';
 import { detectExternalIp, detectInternalIp, isPrivateAddress } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
+import { fitConnections, softDescriptorLimit } from '../process/fd-limit.js';
+import { installLastResort, lastResort } from '../process/last-resort.js';
 import { formatBanner } from '../telemetry/banner.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { MiddleModeUnavailableError } from '../upstream/telegram-config.js';
-import { workerSettings } from './ipc.js';
+import { selfPorts, workerSettings } from './ipc.js';
 import { checkMaskTarget, localAddresses } from './mask.js';
 import { MiddleConfig } from './middle-config.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
@@ -110,9 +112,16 @@ export async function startProxy(
     externalIp: externalIp === internalIp && config.externalIp === undefined ? undefined : externalIp,
     tagHex: config.tag?.toString('hex'),
   };
+  // The primary holds the workers, the user table and the endpoints: the same last resort as theirs.
+  installLastResort(lastResort({ log: (message, fields) => log.error(message, fields), count: () => {} }));
+  const budget = fitConnections(config.maxConnections, softDescriptorLimit());
+  if (budget.lowered !== undefined) log.warn(budget.lowered);
   primary = runPrimary(
     config,
-    workerSettings(config, users.wire(), { mask, selfAddresses, middle: middleSettings }),
+    {
+      ...workerSettings(config, users.wire(), { mask, selfAddresses, middle: middleSettings }),
+      maxConnections: budget.maxConnections,
+    },
     users,
     log,
   );
@@ -156,7 +165,7 @@ async function settleMask(
   if (mask === undefined) return undefined;
   const check = await checkMaskTarget(mask, {
     addresses: localAddresses(selfAddresses),
-    ports: new Set([config.port, config.publicPort]),
+    ports: new Set(selfPorts(config)),
   });
   if (check.ok) return mask;
   if (check.reason === 'self') {

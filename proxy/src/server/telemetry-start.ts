@@ -75,6 +75,7 @@ export async function startTelemetry(
     await startMetricsEndpoint({
       port: config.metricsPort,
       bind: config.metricsBind,
+      allow: allowList(config.metricsAllow),
       registry,
       notReadyReason: () => {
         if (primary.listeningWorkers() < config.workers) {

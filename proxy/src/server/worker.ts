@@ -1,7 +1,14 @@
 // A worker process: waits for its settings from the primary, listens, serves clients, sends its
 // counters to the primary every second, and drains when told to.
 import { randomBytes } from 'node:crypto';
+import {
+  HandshakeThrottle,
+  throttleOptions,
+  UnidentifiedHandshakes,
+} from '../admission/handshake-throttle.js';
 import type { ClientMode } from '../config/config.js';
+import { BacklogBudget } from '../middle/backlog-budget.js';
+import { installLastResort, lastResort } from '../process/last-resort.js';
 import { DEFAULT_CLOCK_WINDOW } from '../protocol/fake-tls.js';
 import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../relay/client-session.js';
 import { directUpstream } from '../relay/direct-upstream.js';
@@ -55,6 +62,7 @@ function createMasker(settings: WorkerSettings, log: Logger): Masker | undefined
     target: { host: mask.host, port: mask.port },
     maxBytes: mask.maxBytes,
     timeoutMs: mask.timeoutMs,
+    maxRelays: mask.maxRelays,
     connectTimeoutMs: settings.connectTimeoutMs,
     self: () => {
       const now = Date.now();
@@ -104,6 +112,14 @@ function createPool(middle: MiddleSettings, counters: WorkerCounters, log: Logge
 async function start(settings: WorkerSettings): Promise<RunningWorker> {
   const log = createLogger(settings.logLevel, { component: `worker-${process.pid}` });
   const counters = new WorkerCounters();
+  installLastResort(
+    lastResort({
+      log: (message, fields) => log.error(message, fields),
+      count: () => {
+        counters.data.uncaughtErrors++;
+      },
+    }),
+  );
   const users = new SharedUsers(settings.users, send);
   const gate = new UserGate(users, counters);
   const replay = new SharedReplayGuard(send);
@@ -124,6 +140,8 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
           adTag: (user) => users.adTag(user) ?? tag,
           observer: counters,
           acquireTimeoutMs: settings.connectTimeoutMs,
+          maxClientBacklog: settings.middleClientBacklog,
+          budget: new BacklogBudget(settings.middleBacklogBudget),
         });
   const upstream = gate.wrap(inner);
   const sessionDeps: SessionDeps = {
@@ -139,6 +157,11 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
     idleTimeoutMs: settings.idleTimeoutMs,
     random: randomBytes,
     observer: counters,
+    throttle:
+      settings.failedHandshakeRate > 0
+        ? new HandshakeThrottle(throttleOptions(settings.failedHandshakeRate))
+        : undefined,
+    unidentified: new UnidentifiedHandshakes(settings.maxUnidentifiedHandshakes),
     onFailure: (peer, reason) => {
       if (log.isDebugEnabled()) {
         log.debug('handshake failed', { client: peer ? `${peer.address}:${peer.port}` : 'unknown', reason });
@@ -157,7 +180,10 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
   });
   const report = (): void => {
     const cpu = process.cpuUsage();
-    counters.data.rssBytes = process.memoryUsage.rss();
+    // rss() reads /proc and throws EMFILE when descriptors run out: keep the last figure then.
+    try {
+      counters.data.rssBytes = process.memoryUsage.rss();
+    } catch {}
     counters.data.cpuSeconds = (cpu.user + cpu.system) / 1e6;
     if (pool !== undefined) {
       counters.data.middle.readyTargets = pool.readyTargets;
@@ -170,7 +196,13 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
     }
     send({ type: 'counters', counters: counters.data });
   };
-  setInterval(report, COUNTERS_INTERVAL_MS).unref();
+  setInterval(() => {
+    try {
+      report();
+    } catch (err) {
+      log.warn('counters not reported', { error: (err as Error).message });
+    }
+  }, COUNTERS_INTERVAL_MS).unref();
   await listener.listen();
   report();
   log.debug('worker listening', { port: settings.port });

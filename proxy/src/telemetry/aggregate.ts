@@ -21,6 +21,7 @@ export function addSnapshot(into: CounterSnapshot, from: CounterSnapshot): void 
   into.bytesFromClient += from.bytesFromClient;
   into.bytesToClient += from.bytesToClient;
   into.rssBytes += from.rssBytes;
+  into.uncaughtErrors += from.uncaughtErrors ?? 0;
   into.cpuSeconds += from.cpuSeconds;
   addRecord(into.handshakesOk, from.handshakesOk);
   addRecord(into.handshakesFailed as Numeric, from.handshakesFailed as Numeric);

@@ -54,6 +54,8 @@ export interface CounterSnapshot {
   bytesFromClient: number;
   bytesToClient: number;
   middle: MiddleCounters;
+  /** Exceptions caught by the worker's last resort (process/last-resort.ts); it kept serving. */
+  uncaughtErrors: number;
   /** The worker process itself, filled in when the snapshot is sent. */
   rssBytes: number;
   cpuSeconds: number;
@@ -78,6 +80,19 @@ export function emptyUserCounters(): UserCounters {
   return { connections: 0, current: 0, fromClient: 0, toClient: 0, refused: {} };
 }
 
+/**
+ * DC ids Telegram uses (production, media and test DCs 1..5, and 203); any other id a client puts
+ * in its header is counted as `other`, so one client cannot create 65 536 metric series.
+ */
+const KNOWN_DCS = new Set<number>();
+for (const base of [1, 2, 3, 4, 5, 203]) {
+  for (const id of [base, -base, 10000 + base, -(10000 + base)]) KNOWN_DCS.add(id);
+}
+
+export function dcLabel(dc: number): string {
+  return KNOWN_DCS.has(dc) ? String(dc) : 'other';
+}
+
 export function emptySnapshot(): CounterSnapshot {
   return {
     connectionsOpened: 0,
@@ -96,6 +111,7 @@ export function emptySnapshot(): CounterSnapshot {
     upstreamCurrent: 0,
     bytesFromClient: 0,
     bytesToClient: 0,
+    uncaughtErrors: 0,
     middle: {
       forwardedQueries: 0,
       droppedQueries: 0,
@@ -174,11 +190,13 @@ export class WorkerCounters implements SessionObserver, MiddleObserver {
   upstreamConnected(dc: number): void {
     this.data.connectionsEstablished++;
     this.data.upstreamCurrent++;
-    this.data.upstreamConnects[dc] = (this.data.upstreamConnects[dc] ?? 0) + 1;
+    const label = dcLabel(dc);
+    this.data.upstreamConnects[label] = (this.data.upstreamConnects[label] ?? 0) + 1;
   }
 
   upstreamFailed(dc: number): void {
-    this.data.upstreamFailures[dc] = (this.data.upstreamFailures[dc] ?? 0) + 1;
+    const label = dcLabel(dc);
+    this.data.upstreamFailures[label] = (this.data.upstreamFailures[label] ?? 0) + 1;
   }
 
   relayed(user: string, fromClient: number, toClient: number): void {

@@ -69,6 +69,8 @@ export interface MetricsEndpointOptions {
   readonly port: number;
   readonly bind: string | undefined;
   readonly registry: Registry;
+  /** Who may read /metrics (METRICS_ALLOW); others get 404 like an unknown path. */
+  readonly allow: BlockList;
   /** undefined when ready, otherwise why not (shown in the /readyz body). */
   readonly notReadyReason: () => string | undefined;
 }
@@ -82,6 +84,9 @@ export async function startMetricsEndpoint(opts: MetricsEndpointOptions): Promis
       return reason === undefined ? reply(res, 200, 'ready\n') : reply(res, 503, `not ready: ${reason}\n`);
     }
     if (path === '/metrics') {
+      // User names, counters and the shape of an MTProxy's metrics are a fingerprint: not for
+      // everyone. The probes stay open: the kubelet may probe from a public node address.
+      if (!isAllowed(opts.allow, req.socket.remoteAddress)) return reply(res, 404, 'Not Found\n');
       opts.registry.metrics().then(
         (text) => reply(res, 200, text, opts.registry.contentType),
         (err: Error) => reply(res, 500, `metrics unavailable: ${err.message}\n`),

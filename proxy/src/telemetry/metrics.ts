@@ -163,9 +163,23 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
   totalCounter(
     registry,
     'mtproxy_mask_failures_total',
-    'Failed connections that could not be masked and were held and closed instead, by reason (self: the mask target is this proxy; unreachable).',
+    'Failed connections that could not be masked and were held and closed instead, by reason (self: the mask target is this proxy; unreachable; busy: MASK_MAX_RELAYS relays already open).',
     ['reason'],
     () => Object.entries(t().maskFailures).map(([reason, v]) => [{ reason }, v ?? 0]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_middle_clients_flooded_total',
+    'Middle mode: clients closed for letting answers pile up unread (MIDDLE_CLIENT_BACKLOG, or the largest past MIDDLE_BACKLOG_BUDGET).',
+    [],
+    () => [[{}, t().middle.connectionsFailedFlood]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_worker_uncaught_errors_total',
+    "Exceptions that reached a worker's last resort; the worker logged them and kept serving.",
+    [],
+    () => [[{}, t().uncaughtErrors]],
   );
   totalCounter(
     registry,

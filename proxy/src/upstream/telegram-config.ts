@@ -6,6 +6,7 @@
 // Nothing here throws after `start()`: every outcome is reported to the listener.
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { keepPrivate } from '../config/private-file.js';
 import { builtinProxyConfig } from '../protocol/middle-proxy/builtin-config.js';
 import type { HostPort, MiddleProxyConfig } from '../protocol/middle-proxy/proxy-config.js';
 import {
@@ -301,7 +302,9 @@ export class TelegramConfigSource {
     if (dir === undefined) return undefined;
     const path = join(dir, CACHE_FILES[kind.file]);
     try {
-      return await this.#fetch(kind, path, 'cache');
+      const loaded = await this.#fetch(kind, path, 'cache');
+      await keepPrivate(path);
+      return loaded;
     } catch (err) {
       // A missing cache is the normal first start; a broken one is worth a line.
       const missing = err instanceof TelegramFileError && /ENOENT/.test(err.message);

@@ -15,13 +15,16 @@ function problem(env: Record<string, string>): string {
 }
 
 describe('configuration of fake TLS, masking and the edge', () => {
-  it('without a fake-TLS domain: classic and secure, no masking, no PROXY protocol, no per-IP limit', () => {
+  it('without a fake-TLS domain: classic and secure, no masking, no PROXY protocol, 500 connections per IP', () => {
     const c = config({});
     expect([...c.modes]).to.deep.equal(['classic', 'secure']);
     expect(c.fakeTlsDomains).to.deep.equal([]);
     expect(c.mask).to.equal(undefined);
     expect(c.proxyProtocol).to.equal('off');
-    expect(c.maxConnectionsPerIp).to.equal(0);
+    expect(c.maxConnectionsPerIp).to.equal(500);
+    expect(c.failedHandshakeRate).to.equal(10);
+    expect(c.maxUnidentifiedHandshakes).to.equal(2048);
+    expect(c.metricsAllow).to.include('10.0.0.0/8').and.include('127.0.0.0/8');
     expect(c.tlsClockSkewSeconds).to.equal(600);
     expect(c.replayWindowMs).to.equal(172_800_000);
   });
@@ -31,7 +34,13 @@ describe('configuration of fake TLS, masking and the edge', () => {
     expect(c.fakeTlsDomains).to.deep.equal(['example.com', 'www.example.com']);
     expect([...c.modes]).to.deep.equal(['tls']);
     expect(c.unknownSni).to.equal('mask');
-    expect(c.mask).to.deep.equal({ host: 'example.com', port: 443, maxBytes: 16_777_216, timeoutMs: 60_000 });
+    expect(c.mask).to.deep.equal({
+      host: 'example.com',
+      port: 443,
+      maxBytes: 16_777_216,
+      timeoutMs: 60_000,
+      maxRelays: 1024,
+    });
   });
 
   it('MASK_HOST and MASK_PORT replace the default target; MASK=off turns masking off', () => {

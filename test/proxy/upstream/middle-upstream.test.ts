@@ -3,6 +3,7 @@
 // proxy, for each of the three client transports.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { BacklogBudget } from '../../../proxy/src/middle/backlog-budget.js';
 import { ProxyReqFlag } from '../../../proxy/src/protocol/middle-proxy/constants.js';
 import { parseProxyConfig } from '../../../proxy/src/protocol/middle-proxy/proxy-config.js';
 import type { Transport } from '../../../proxy/src/protocol/obfuscated2.js';
@@ -295,6 +296,36 @@ describe('middle mode for one client', () => {
       expect(observer.counts.clientFlooded).to.equal(1);
       await standin.waitFor(() => standin.closedConnIds.includes(slow.upstream.connId!));
       expect(fast.client.closes).to.deep.equal([]);
+    });
+
+    it('by default closes a non-reader once about 1 MiB of answers is queued for it', async () => {
+      const observer = countingObserver();
+      const { upstream, client } = await open('intermediate', { observer });
+      client.stalledAt = 0;
+      for (let i = 0; i < 12; i++) upstream.fromClient(frame('intermediate', encrypted(128 * 1024)));
+      await standin.waitFor(() => client.closes.length === 1, 5000);
+      expect(client.closes).to.deep.equal(['flood']);
+      expect(client.backlog)
+        .to.be.above(1 << 20)
+        .and.below(2 << 20);
+    });
+
+    it("past the worker's budget, the non-readers with the largest backlogs are closed first", async () => {
+      const budget = new BacklogBudget(200 * 1024);
+      const big = await open('intermediate', { budget });
+      const medium = await open('intermediate', { budget });
+      const reader = await open('intermediate', { budget });
+      big.client.stalledAt = 0;
+      medium.client.stalledAt = 0;
+      for (let i = 0; i < 5; i++) medium.upstream.fromClient(frame('intermediate', encrypted(20 * 1024)));
+      await standin.waitFor(() => medium.client.backlog >= 100 * 1024);
+      for (let i = 0; i < 8; i++) big.upstream.fromClient(frame('intermediate', encrypted(20 * 1024)));
+      reader.upstream.fromClient(frame('intermediate', encrypted(400)));
+      await standin.waitFor(() => big.client.closes.length === 1 && reader.client.received.length > 0);
+      expect(big.client.closes).to.deep.equal(['flood']);
+      expect(medium.client.closes).to.deep.equal([]);
+      expect(reader.client.closes).to.deep.equal([]);
+      expect(budget.shedCount).to.equal(1);
     });
 
     it('pauses the client while its middle-end connection is congested', async () => {
