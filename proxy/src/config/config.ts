@@ -415,7 +415,7 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     replayWindowMs: replayWindowSeconds * 1000,
     replayCacheSize: parseInteger(
       'REPLAY_CACHE_SIZE',
-      get('REPLAY_CACHE_SIZE') ?? '262144',
+      get('REPLAY_CACHE_SIZE') ?? '4194304',
       1024,
       16_777_216,
     ),

@@ -7,7 +7,7 @@ import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { WireProxyConfig } from '../upstream/telegram-config.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
-import { ReplayCache } from './replay-cache.js';
+import type { ReplayFigures, ReplayService } from './replay-cache.js';
 import type { WireUser } from './shared-users.js';
 
 /** What the primary needs from the users service (users-service.ts). */
@@ -42,12 +42,15 @@ export interface PrimaryHandle {
   readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
   /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
   readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
+  /** The replay cache's size, capacity, oldest entry and refusals. */
+  readonly replayFigures: () => ReplayFigures;
 }
 
 export function runPrimary(
   config: Config,
   initialSettings: WorkerSettings,
   users: PrimaryUsers,
+  replay: ReplayService,
   log: Logger,
 ): PrimaryHandle {
   let settings = initialSettings;
@@ -61,7 +64,6 @@ export function runPrimary(
   const listening = new Set<Worker>();
   const latest = new Map<Worker, CounterSnapshot>();
   const retired = emptySnapshot();
-  const replay = new ReplayCache(config.replayCacheSize, config.replayWindowMs);
   let restarts = 0;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => {
@@ -79,16 +81,12 @@ export function runPrimary(
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: WorkerMessage) => {
         switch (msg.type) {
-          case 'replay-check':
-            send(worker, {
-              type: 'replay-answer',
-              ids: msg.ids,
-              seen: msg.keys.map((k) => replay.seenEncoded(k)),
-            });
+          case 'replay-check': {
+            const fps = msg.fingerprints;
+            const verdicts = msg.ids.map((_, i) => replay.check(fps[2 * i]! >>> 0, fps[2 * i + 1]! >>> 0));
+            send(worker, { type: 'replay-answer', ids: msg.ids, verdicts });
             return;
-          case 'replay-record':
-            for (const k of msg.keys) replay.seenEncoded(k);
-            return;
+          }
           case 'counters':
             latest.set(worker, msg.counters);
             users.countBytes(worker.id, msg.counters.perUser);
@@ -192,6 +190,7 @@ export function runPrimary(
       settings = { ...settings, users: wire };
       for (const worker of live) send(worker, { type: 'users', users: wire, revoke });
     },
+    replayFigures: () => replay.figures(),
   };
 }
 

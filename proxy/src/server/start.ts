@@ -11,6 +11,7 @@ import { workerSettings } from './ipc.js';
 import { checkMaskTarget, localAddresses } from './mask.js';
 import { MiddleConfig } from './middle-config.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
+import { ReplayService } from './replay-cache.js';
 import { startTelemetry } from './telemetry-start.js';
 import { UsersService } from './users-service.js';
 
@@ -110,10 +111,15 @@ export async function startProxy(
     externalIp: externalIp === internalIp && config.externalIp === undefined ? undefined : externalIp,
     tagHex: config.tag?.toString('hex'),
   };
+  const replay = await ReplayService.start(
+    { capacity: config.replayCacheSize, windowMs: config.replayWindowMs, dataDir: config.dataDir },
+    log,
+  );
   primary = runPrimary(
     config,
     workerSettings(config, users.wire(), { mask, selfAddresses, middle: middleSettings }),
     users,
+    replay,
     log,
   );
   const running = primary;
@@ -125,7 +131,7 @@ export async function startProxy(
         .shutdown(signal)
         .then(() => {
           middle?.stop();
-          return users.stop();
+          return Promise.all([users.stop(), replay.stop()]);
         })
         .then(() => process.exit(0));
     });
@@ -137,6 +143,7 @@ export async function startProxy(
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
     await users.stop();
+    await replay.stop();
     return 1;
   }
   return undefined;

@@ -71,6 +71,7 @@ export async function startTelemetry(
       configAgeSeconds: middle?.ageSeconds(),
       targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
       masked: primary.totals().masked,
+      replay: primary.replayFigures(),
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,

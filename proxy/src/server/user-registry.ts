@@ -1,16 +1,27 @@
 // Per-user limits for the whole pod, kept by the primary: every worker asks it before letting an
 // authenticated client through, so connection and unique-IP counts are per pod, not per worker.
+// Every admission and release is O(1) amortised, however many addresses a user has: addresses
+// with open connections are counted in one map, idle ones wait in another in the order they went
+// idle (all of a user's share one window), so the expired ones are always at its front. IPv6
+// addresses count per /64 (what one subscriber gets), and a user without a unique-IP limit has at
+// most UNIQUE_IP_TRACK_CAP addresses tracked, for /stats.
 import type { User } from '../config/users-file.js';
 
 import type { UserRefusal } from '../relay/events.js';
+import { limitKey } from './ip-limit.js';
 
 export type { UserRefusal };
+
+/** Addresses tracked at most for a user without maxUniqueIps (only /stats reads them). */
+export const UNIQUE_IP_TRACK_CAP = 4096;
 
 interface UserState {
   user: User;
   connections: number;
-  /** ip -> [open connections from it, last time seen (ms)] */
-  ips: Map<string, [number, number]>;
+  /** address key -> open connections from it (at least 1) */
+  open: Map<string, number>;
+  /** address key -> when its last connection closed (ms); oldest first */
+  idle: Map<string, number>;
 }
 
 export interface UserFigures {
@@ -49,12 +60,17 @@ export class UserRegistry {
       return 'max-connections';
     }
     this.#forgetOldIps(s, now);
-    const known = s.ips.get(ip);
-    if (!known && user.limits.maxUniqueIps !== undefined && s.ips.size >= user.limits.maxUniqueIps) {
-      return 'max-unique-ips';
-    }
+    const key = limitKey(ip);
+    const open = s.open.get(key);
+    const known = open !== undefined || s.idle.has(key);
+    const count = s.open.size + s.idle.size;
+    const max = user.limits.maxUniqueIps;
+    if (!known && max !== undefined && count >= max) return 'max-unique-ips';
     s.connections++;
-    s.ips.set(ip, [(known?.[0] ?? 0) + 1, now]);
+    if (known || count < UNIQUE_IP_TRACK_CAP) {
+      s.idle.delete(key);
+      s.open.set(key, (open ?? 0) + 1);
+    }
     return undefined;
   }
 
@@ -62,11 +78,15 @@ export class UserRegistry {
     const s = this.#state.get(name);
     if (!s) return;
     s.connections = Math.max(0, s.connections - 1);
-    const entry = s.ips.get(ip);
-    if (entry) {
-      entry[0] = Math.max(0, entry[0] - 1);
-      entry[1] = this.#now();
+    const key = limitKey(ip);
+    const open = s.open.get(key);
+    if (open === undefined) return;
+    if (open > 1) {
+      s.open.set(key, open - 1);
+      return;
     }
+    s.open.delete(key);
+    s.idle.set(key, this.#now());
   }
 
   /** Counts relayed bytes; true when this pushed the user over its quota (close its connections). */
@@ -94,7 +114,7 @@ export class UserRegistry {
     for (const u of users) {
       const s = this.#state.get(u.name);
       if (s) s.user = u;
-      else this.#state.set(u.name, { user: u, connections: 0, ips: new Map() });
+      else this.#state.set(u.name, { user: u, connections: 0, open: new Map(), idle: new Map() });
     }
     return close;
   }
@@ -103,7 +123,11 @@ export class UserRegistry {
     const s = this.#state.get(name);
     if (!s) return undefined;
     this.#forgetOldIps(s, this.#now());
-    return { connections: s.connections, uniqueIps: s.ips.size, bytesUsed: this.#used.get(name) ?? 0 };
+    return {
+      connections: s.connections,
+      uniqueIps: s.open.size + s.idle.size,
+      bytesUsed: this.#used.get(name) ?? 0,
+    };
   }
 
   usage(): ReadonlyMap<string, number> {
@@ -111,8 +135,10 @@ export class UserRegistry {
   }
 
   #forgetOldIps(s: UserState, now: number): void {
-    for (const [ip, [open, seen]] of s.ips) {
-      if (open === 0 && now - seen >= s.user.limits.uniqueIpWindowMs) s.ips.delete(ip);
+    const window = s.user.limits.uniqueIpWindowMs;
+    for (const [key, at] of s.idle) {
+      if (now - at < window) return;
+      s.idle.delete(key);
     }
   }
 }

@@ -18,6 +18,14 @@ export interface MetricsModel {
   readonly masked: number;
   /** Middle mode: distinct targets declared in the config and ready in any worker. */
   readonly targets: { readonly declared: number; readonly ready: number } | undefined;
+  /** The primary's replay cache (server/replay-cache.ts). */
+  readonly replay?: {
+    readonly entries: number;
+    readonly capacity: number;
+    readonly oldestAgeSeconds: number;
+    readonly bytes: number;
+    readonly unsaved: number;
+  };
 }
 
 type Labels = Record<string, string>;
@@ -152,6 +160,33 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     'Handshakes refused as replays of an earlier one.',
     [],
     () => [[{}, t().handshakesFailed.replay ?? 0]],
+  );
+  const replayGauges: [string, string, 'entries' | 'capacity' | 'oldestAgeSeconds' | 'bytes'][] = [
+    ['mtproxy_replay_cache_entries', 'Authenticated handshakes remembered by the replay cache.', 'entries'],
+    [
+      'mtproxy_replay_cache_capacity',
+      'Handshakes the replay cache can remember (REPLAY_CACHE_SIZE); when full, new ones are refused.',
+      'capacity',
+    ],
+    [
+      'mtproxy_replay_cache_oldest_age_seconds',
+      'Age of the oldest remembered handshake; below REPLAY_WINDOW only if the proxy is younger or idle.',
+      'oldestAgeSeconds',
+    ],
+    ['mtproxy_replay_cache_bytes', 'Memory held by the replay cache tables.', 'bytes'],
+  ];
+  for (const [name, help, field] of replayGauges) {
+    gauge(registry, name, help, [], () => {
+      const r = m().replay;
+      return r === undefined ? [] : [[{}, r[field]]];
+    });
+  }
+  totalCounter(
+    registry,
+    'mtproxy_replay_cache_unsaved_total',
+    'Replay cache entries that could not be written to DATA_DIR (kept in memory only).',
+    [],
+    () => [[{}, m().replay?.unsaved ?? 0]],
   );
   totalCounter(
     registry,
