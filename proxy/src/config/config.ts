@@ -1,10 +1,11 @@
 // Environment + flags -> one validated, typed Config. Nothing else in the proxy reads process.env.
 import { isIP } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtocolError } from '../protocol/errors.js';
 import { PROXY_CONFIG_URL, PROXY_SECRET_URL } from '../protocol/middle-proxy/builtin-config.js';
+import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
@@ -86,6 +87,10 @@ export interface Config {
   readonly metricsPort: number;
   readonly metricsBind: string | undefined;
   readonly usersFile: string | undefined;
+  /** STATE_URL and friends; undefined: nothing shared. */
+  readonly state: StateSettings | undefined;
+  /** IANA time zone in which quota periods start. */
+  readonly quotaTimeZone: string;
   readonly userMetrics: boolean;
   readonly banner: boolean;
   readonly logLevel: LogLevel;
@@ -188,6 +193,19 @@ function parseSeconds(variable: string, value: string, min: number, max: number)
     );
   }
   return Math.round(n * 1000);
+}
+
+function parseTimeZone(variable: string, value: string): string {
+  const zone = value.trim();
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    throw new ConfigError(
+      variable,
+      `"${value}" is not a time zone`,
+      'Use an IANA name such as UTC or Europe/Berlin',
+    );
+  }
 }
 
 function parseSwitch(variable: string, value: string): boolean {
@@ -442,6 +460,8 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     metricsBind:
       get('METRICS_BIND') === undefined ? undefined : parseIp('METRICS_BIND', get('METRICS_BIND')!),
     usersFile: get('USERS_FILE')?.trim() || undefined,
+    state: parseStateSettings(get, env.HOSTNAME ?? hostname()),
+    quotaTimeZone: parseTimeZone('QUOTA_TIME_ZONE', get('QUOTA_TIME_ZONE') ?? 'UTC'),
     userMetrics: parseSwitch('USER_METRICS', get('USER_METRICS') ?? 'on'),
     banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),
     logLevel: parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info'),

@@ -4,6 +4,8 @@ import { ConfigError } from '../config/errors.js';
 import { detectExternalIp, detectInternalIp, isPrivateAddress } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
+import { StateStore } from '../state/state-store.js';
+import { StoreReplay } from '../state/store-replay.js';
 import { formatBanner } from '../telemetry/banner.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { MiddleModeUnavailableError } from '../upstream/telegram-config.js';
@@ -45,6 +47,7 @@ export async function startProxy(
       envSecrets: secrets,
       usersFile: config.usersFile,
       dataDir: config.dataDir,
+      timeZone: config.quotaTimeZone,
       log,
       onChange: (wire, revoke) => primary?.broadcastUsers(wire, revoke),
     });
@@ -111,6 +114,16 @@ export async function startProxy(
     externalIp: externalIp === internalIp && config.externalIp === undefined ? undefined : externalIp,
     tagHex: config.tag?.toString('hex'),
   };
+  const store = config.state === undefined ? undefined : await StateStore.start(config.state, log);
+  if (config.state !== undefined) {
+    log.info('shared state', {
+      store: config.state.shownUrl,
+      replayFallback: config.state.replayFallback,
+      limitsFallback: config.state.limitsFallback,
+      replicas: config.state.replicas,
+    });
+  }
+  users.useStore(store);
   const replay = await ReplayService.start(
     { capacity: config.replayCacheSize, windowMs: config.replayWindowMs, dataDir: config.dataDir },
     log,
@@ -121,6 +134,7 @@ export async function startProxy(
     users,
     replay,
     log,
+    store && new StoreReplay(store, config.replayWindowMs),
   );
   const running = primary;
   users.watch();
@@ -131,19 +145,20 @@ export async function startProxy(
         .shutdown(signal)
         .then(() => {
           middle?.stop();
-          return Promise.all([users.stop(), replay.stop()]);
+          return Promise.all([users.stop(), replay.stop()]).then(() => store?.close());
         })
         .then(() => process.exit(0));
     });
   }
   try {
     await running.ready;
-    await startTelemetry(config, users, middle, running, log);
+    await startTelemetry(config, users, middle, running, log, store);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
     await users.stop();
     await replay.stop();
+    await store?.close();
     return 1;
   }
   return undefined;

@@ -8,6 +8,7 @@
 import type { User } from '../config/users-file.js';
 
 import type { UserRefusal } from '../relay/events.js';
+import { periodKey } from '../users/quota-period.js';
 import { limitKey } from './ip-limit.js';
 
 export type { UserRefusal };
@@ -34,16 +35,65 @@ export class UserRegistry {
   readonly #state = new Map<string, UserState>();
   /** Bytes counted against each user's quota, kept across reloads (and restarts, by the caller). */
   readonly #used: Map<string, number>;
+  /** The quota period each user's usage belongs to (quota-period.ts); a new one starts at zero. */
+  readonly #periods: Map<string, string>;
   readonly #now: () => number;
+  readonly #timeZone: string;
 
   constructor(
     users: readonly User[],
     used: ReadonlyMap<string, number> = new Map(),
     now: () => number = Date.now,
+    opts: { periods?: ReadonlyMap<string, string>; timeZone?: string } = {},
   ) {
     this.#used = new Map(used);
+    this.#periods = new Map(opts.periods ?? []);
     this.#now = now;
+    this.#timeZone = opts.timeZone ?? 'UTC';
     this.apply(users);
+  }
+
+  /** The user's quota period now ("all" without one); usage of an older period is dropped. */
+  period(name: string): string {
+    const s = this.#state.get(name);
+    const key = periodKey(s?.user.limits.quotaPeriod ?? 'none', this.#timeZone, this.#now());
+    if (this.#periods.get(name) !== key) {
+      // Usage saved before periods existed belongs to "all".
+      if (this.#periods.has(name) || key !== 'all') this.#used.delete(name);
+      this.#periods.set(name, key);
+    }
+    return key;
+  }
+
+  /** Sets a user's usage for its current period (the store's sum over every pod). */
+  setUsed(name: string, bytes: number): boolean {
+    this.period(name);
+    const before = this.#used.get(name) ?? 0;
+    this.#used.set(name, bytes);
+    const quota = this.#state.get(name)?.user.limits.quotaBytes;
+    return quota !== undefined && before < quota && bytes >= quota;
+  }
+
+  user(name: string): User | undefined {
+    return this.#state.get(name)?.user;
+  }
+
+  /**
+   * After an admission: whether this pod now holds more than its share (1/replicas, rounded up) of
+   * the user's connection or unique-IP limit; the store-down fallback uses it.
+   */
+  overShare(name: string, replicas: number): UserRefusal | undefined {
+    const s = this.#state.get(name);
+    if (!s) return 'unknown-user';
+    const share = (limit: number | undefined): number =>
+      limit === undefined ? Number.POSITIVE_INFINITY : Math.ceil(limit / replicas);
+    if (s.connections > share(s.user.limits.maxConnections)) return 'max-connections';
+    if (s.open.size + s.idle.size > share(s.user.limits.maxUniqueIps)) return 'max-unique-ips';
+    return undefined;
+  }
+
+  periods(): ReadonlyMap<string, string> {
+    return this.#periods;
   }
 
   /** Admits a connection of `name` from `ip`, counting it, or says why not. */
@@ -54,8 +104,10 @@ export class UserRegistry {
     const now = this.#now();
     if (!user.enabled) return 'disabled';
     if (user.limits.expiresAt !== undefined && now >= user.limits.expiresAt) return 'expired';
-    if (user.limits.quotaBytes !== undefined && (this.#used.get(name) ?? 0) >= user.limits.quotaBytes)
-      return 'quota';
+    if (user.limits.quotaBytes !== undefined) {
+      this.period(name);
+      if ((this.#used.get(name) ?? 0) >= user.limits.quotaBytes) return 'quota';
+    }
     if (user.limits.maxConnections !== undefined && s.connections >= user.limits.maxConnections) {
       return 'max-connections';
     }
@@ -91,6 +143,7 @@ export class UserRegistry {
 
   /** Counts relayed bytes; true when this pushed the user over its quota (close its connections). */
   addBytes(name: string, bytes: number): boolean {
+    this.period(name);
     const before = this.#used.get(name) ?? 0;
     const after = before + bytes;
     this.#used.set(name, after);
@@ -123,6 +176,7 @@ export class UserRegistry {
     const s = this.#state.get(name);
     if (!s) return undefined;
     this.#forgetOldIps(s, this.#now());
+    this.period(name);
     return {
       connections: s.connections,
       uniqueIps: s.open.size + s.idle.size,

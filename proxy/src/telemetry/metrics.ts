@@ -26,6 +26,14 @@ export interface MetricsModel {
     readonly bytes: number;
     readonly unsaved: number;
   };
+  /** The shared state store (STATE_URL), when one is set. */
+  readonly store?: {
+    readonly up: boolean;
+    readonly errors: number;
+    readonly commands: number;
+    readonly latencySeconds: number;
+    readonly fallbacks: Readonly<Record<string, number>>;
+  };
 }
 
 type Labels = Record<string, string>;
@@ -181,6 +189,45 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
       return r === undefined ? [] : [[{}, r[field]]];
     });
   }
+  const store = () => m().store;
+  gauge(
+    registry,
+    'mtproxy_state_store_up',
+    '1 when the shared state store (STATE_URL) answers, else 0.',
+    [],
+    () => {
+      const s = store();
+      return s === undefined ? [] : [[{}, s.up ? 1 : 0]];
+    },
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_store_errors_total',
+    'Store commands that failed or timed out.',
+    [],
+    () => (store() === undefined ? [] : [[{}, store()!.errors]]),
+  );
+  totalCounter(registry, 'mtproxy_state_store_commands_total', 'Store commands answered.', [], () =>
+    store() === undefined ? [] : [[{}, store()!.commands]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_store_latency_seconds_total',
+    'Round-trip time of answered store commands, summed (divide by _commands_total for the mean).',
+    [],
+    () => (store() === undefined ? [] : [[{}, store()!.latencySeconds]]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_fallbacks_total',
+    'Decisions made by a fallback because the store did not answer, by protection (replay, limits, quota).',
+    ['protection'],
+    () =>
+      Object.entries(store()?.fallbacks ?? {}).map(([protection, v]): [Labels, number] => [
+        { protection },
+        v,
+      ]),
+  );
   totalCounter(
     registry,
     'mtproxy_replay_cache_unsaved_total',

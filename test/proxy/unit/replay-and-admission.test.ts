@@ -168,3 +168,38 @@ users:
     expect(reg.admit('alice', '10.0.0.4')).to.equal('max-unique-ips');
   });
 });
+
+describe('quota periods: usage starts again at the period start, in the stated time zone', () => {
+  it('names days, Monday weeks and months in the zone, and "all" without a period', async () => {
+    const { periodKey } = await import('../../../proxy/src/users/quota-period.js');
+    const t = Date.parse('2026-11-30T23:30:00Z'); // Monday 30 November in UTC, Tuesday 1 December in Berlin
+    expect(periodKey('none', 'UTC', t)).to.equal('all');
+    expect(periodKey('daily', 'UTC', t)).to.equal('2026-11-30');
+    expect(periodKey('daily', 'Europe/Berlin', t)).to.equal('2026-12-01');
+    expect(periodKey('weekly', 'UTC', t)).to.equal('week-2026-11-30');
+    expect(periodKey('weekly', 'Europe/Berlin', t)).to.equal('week-2026-11-30');
+    expect(periodKey('weekly', 'UTC', Date.parse('2026-12-06T12:00:00Z'))).to.equal('week-2026-11-30');
+    expect(periodKey('monthly', 'UTC', t)).to.equal('2026-11');
+    expect(periodKey('monthly', 'Europe/Berlin', t)).to.equal('2026-12');
+  });
+
+  it('a monthly quota used up on the last evening is available again at midnight of the 1st', () => {
+    let now = Date.parse('2026-01-31T22:59:00Z'); // 23:59 in Berlin
+    const users = parseUsersFile(`
+users:
+  alice: { secret: ${A}, quota: 1000, quotaPeriod: monthly }
+`);
+    const reg = new UserRegistry(users, new Map(), () => now, { timeZone: 'Europe/Berlin' });
+    expect(reg.addBytes('alice', 1000)).to.equal(true);
+    expect(reg.admit('alice', '10.0.0.1')).to.equal('quota');
+    now = Date.parse('2026-01-31T23:00:00Z'); // 00:00 on 1 February in Berlin
+    expect(reg.admit('alice', '10.0.0.1')).to.equal(undefined);
+    expect(reg.figures('alice')!.bytesUsed).to.equal(0);
+  });
+
+  it('the users file refuses an unknown period, naming it', () => {
+    expect(() => parseUsersFile(`users:\n  alice: { secret: ${A}, quotaPeriod: hourly }\n`)).to.throw(
+      /quotaPeriod.*none, daily, weekly, monthly/,
+    );
+  });
+});
