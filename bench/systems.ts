@@ -155,6 +155,8 @@ export interface MtkubeOptions {
   readonly profileDir?: string | undefined;
   /** Middle-proxy mode through this echo middle proxy instead of direct mode. */
   readonly middle?: EchoServer | undefined;
+  /** Shared state store (STATE_URL) for this instance. */
+  readonly stateUrl?: string | undefined;
 }
 
 /** Any 16 bytes: middle mode needs an advertising tag, the echo middle proxy ignores it. */
@@ -184,6 +186,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     LOG_LEVEL: 'warn',
     DRAIN_TIMEOUT: '1',
   };
+  if (options.stateUrl !== undefined) env.STATE_URL = options.stateUrl;
   if (options.fakeTls) {
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';

@@ -41,12 +41,21 @@ export async function startRedis(opts: { port?: number; password?: string } = {}
   if (opts.password !== undefined) args.push('--requirepass', opts.password);
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let failed: Error | undefined;
+  child.on('error', (err) => {
+    failed = err;
+  });
   child.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 10_000;
   while (!/Ready to accept connections/.test(out)) {
+    if (failed !== undefined) {
+      throw new Error(
+        `cannot run ${REDIS_SERVER} (${failed.message}): install Debian's redis-server (apt-get install redis-server), as .ci/run does`,
+      );
+    }
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`redis-server did not start on port ${port}:\n${out}`);
