@@ -209,3 +209,46 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     await masked(b, mask, again.header);
   });
 });
+
+describe('shared state: the store password comes from a file and never shows', function () {
+  this.timeout(60_000);
+
+  it('a proxy with STATE_PASSWORD_FILE reaches a store that requires a password', async () => {
+    const password = `pw-${randomBytes(12).toString('hex')}`;
+    const redis = await startRedis({ password });
+    const dir = mkdtempSync(join(tmpdir(), 'mtkube-shared-pw-'));
+    writeFileSync(join(dir, 'password'), `${password}\n`);
+    const proxy = await startProxy({
+      env: {
+        SECRET: ALICE,
+        STATE_URL: `redis://127.0.0.1:${redis.port}/0`,
+        STATE_PASSWORD_FILE: join(dir, 'password'),
+      },
+    });
+    try {
+      await eventually(async () =>
+        sample(await metrics(proxy), 'mtproxy_state_store_up') === 1 ? true : undefined,
+      );
+      expect(proxy.output()).to.not.contain(password);
+    } finally {
+      await proxy.stop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a wrong password in STATE_URL is logged without the password, and the store counts as down', async () => {
+    const redis = await startRedis({ password: 'right-password' });
+    const proxy = await startProxy({
+      env: { SECRET: ALICE, STATE_URL: `redis://:wrong-password-123@127.0.0.1:${redis.port}/0` },
+    });
+    try {
+      await proxy.waitForOutput(/state store error/);
+      expect(sample(await metrics(proxy), 'mtproxy_state_store_up')).to.equal(0);
+      expect(proxy.output()).to.not.contain('wrong-password-123');
+    } finally {
+      await proxy.stop();
+      await redis.stop();
+    }
+  });
+});

@@ -203,3 +203,27 @@ users:
     );
   });
 });
+
+describe('STATE_URL settings', () => {
+  const parse = async (env: Record<string, string>) => {
+    const { parseStateSettings } = await import('../../../proxy/src/state/state-settings.js');
+    return parseStateSettings((n) => env[n], 'pod-1');
+  };
+
+  it('takes redis:// and rediss:// and shows the URL without its credentials', async () => {
+    const s = await parse({ STATE_URL: 'rediss://user:s3cret@store.example:6380/2' });
+    expect(s!.shownUrl).to.equal('rediss://store.example:6380/2');
+    expect(s!.replayFallback).to.equal('local');
+    expect(s!.limitsFallback).to.equal('share');
+    expect(await parse({})).to.equal(undefined);
+  });
+
+  it('refuses another scheme and a bad database, naming the variable and never the password', async () => {
+    for (const url of ['http://u:s3cret@host/0', 'redis://u:s3cret@host/x']) {
+      const err = await parse({ STATE_URL: url }).catch((e: Error) => e);
+      expect(err).to.be.instanceOf(Error);
+      expect((err as Error).message).to.match(/^STATE_URL: /);
+      expect((err as Error).message).to.not.contain('s3cret');
+    }
+  });
+});
