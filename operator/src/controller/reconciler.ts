@@ -1,6 +1,7 @@
 // One level-triggered reconcile of one MTProxy: read it, compute the children with the pure
 // renderers, apply them with server-side apply (field manager mtkube-operator, force: drift is
 // corrected), write status. Nothing here depends on which event woke it up.
+import { randomBytes } from 'node:crypto';
 import { type ProxySettings, resolveSpec, SpecError } from '../api/defaults.js';
 import {
   API_VERSION,
@@ -30,6 +31,14 @@ import {
   renderServiceMonitor,
   SERVICE_MONITOR_API,
 } from '../render/service.js';
+import {
+  renderProxyDataClaim,
+  renderRedisClaim,
+  renderRedisDeployment,
+  renderRedisService,
+  renderStateSecret,
+  stateNames,
+} from '../render/shared-state.js';
 import {
   type ConditionInput,
   type DeploymentObservation,
@@ -84,6 +93,9 @@ type DeploymentObject = KubeObject &
   };
 
 const MISSING_SECRET_RETRY_MS = 30_000;
+
+const QUOTAS_PER_POD =
+  'spec.users set quotas and spec.replicas is above 1 without spec.sharedState: each pod counts quotas on its own and a replaced pod starts from zero; set spec.sharedState (redis.urlSecretRef or managed: true)';
 
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -184,6 +196,7 @@ export class Reconciler {
     }
 
     await this.#optionalChildren(mtp, s);
+    const sharedState = await this.#sharedState(mtp, s);
 
     const status = renderStatus(mtp, {
       now,
@@ -207,6 +220,7 @@ export class Reconciler {
       externalAddress: external,
       users: this.#usersStatus(mtp, s, users, names.users),
       adTag: this.#adTagCondition(s, tag, external, deployment),
+      sharedState,
       deployment,
       paused: s.paused,
       mode: s.effectiveMode,
@@ -430,6 +444,71 @@ export class Reconciler {
         'RestartSkipped',
         `Daily restart due at ${roll.dueAt} skipped: paused`,
       );
+    }
+  }
+
+  /**
+   * spec.sharedState: the managed Redis and its Secret, Service and claim; the /data claim of a
+   * single pod with quotas; and the SharedStateReady condition (undefined when nothing asks for a
+   * store). Quotas over several replicas without a store are reported, with a Warning Event.
+   */
+  async #sharedState(mtp: MTProxy, s: ProxySettings): Promise<ConditionInput | undefined> {
+    const { client } = this.deps;
+    const ns = mtp.metadata.namespace;
+    const dataClaim = renderProxyDataClaim(mtp, s);
+    if (dataClaim) await client.apply(dataClaim);
+    switch (s.sharedState.kind) {
+      case 'none':
+        if (!s.quotasPerPod) return undefined;
+        if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+          await this.deps.events.record(mtp, 'Warning', 'QuotasPerPod', QUOTAS_PER_POD);
+        }
+        return { status: 'False', reason: 'QuotasPerPod', message: QUOTAS_PER_POD };
+      case 'external': {
+        const ref = s.sharedState.ref;
+        const secret = await client.find<{ data?: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: ns,
+          name: ref.name,
+        });
+        if (secret?.data?.[ref.key] === undefined) {
+          return {
+            status: 'False',
+            reason: 'StoreSecretNotFound',
+            message: `key ${ref.key} of Secret ${ref.name} (spec.sharedState.redis.urlSecretRef) does not exist`,
+          };
+        }
+        return { status: 'True', reason: 'External', message: `STATE_URL from Secret ${ref.name}` };
+      }
+      case 'managed': {
+        const names = stateNames(mtp.metadata.name);
+        const existing = await client.find<{ data?: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: ns,
+          name: names.secret,
+        });
+        const kept = existing?.data?.password;
+        const password = kept
+          ? Buffer.from(kept, 'base64').toString('utf8')
+          : randomBytes(24).toString('hex');
+        await client.apply(renderStateSecret(mtp, password));
+        for (const child of [renderRedisClaim(mtp, s), renderRedisService(mtp, s)]) {
+          if (child) await client.apply(child);
+        }
+        const redis = renderRedisDeployment(mtp, s);
+        const applied = redis
+          ? await client.apply<{ status?: { readyReplicas?: number } }>(redis)
+          : undefined;
+        return (applied?.status?.readyReplicas ?? 0) > 0
+          ? { status: 'True', reason: 'ManagedRedisReady', message: `Redis ${names.redis} is ready` }
+          : {
+              status: 'False',
+              reason: 'ManagedRedisNotReady',
+              message: `Redis ${names.redis} has no ready pod yet; the proxies use their fallbacks meanwhile`,
+            };
+      }
     }
   }
 

@@ -24,6 +24,8 @@ export interface EnvInputs {
   readonly usersSecretName: string | undefined;
   /** The LoadBalancer's IP when externalIPSource is LoadBalancer and it is known. */
   readonly loadBalancerIP: string | undefined;
+  /** Secret key holding STATE_URL (spec.sharedState); undefined without a store. */
+  readonly stateUrlRef?: { readonly name: string; readonly key: string } | undefined;
 }
 
 const onOff = (b: boolean): string => (b ? 'on' : 'off');
@@ -109,5 +111,14 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
   // The proxy serves /metrics, /healthz and /readyz on every address by default, so probes and
   // Prometheus reach it on the pod IP; /stats stays on STATS_PORT, open to STATS_ALLOW only.
   set('METRICS_PORT', settings.metrics.port);
+
+  if (inputs.stateUrlRef) {
+    env.push({ name: 'STATE_URL', valueFrom: { secretKeyRef: { ...inputs.stateUrlRef } } });
+    // While the store is down each pod allows its share of a limit: 1/replicas of it.
+    set('STATE_REPLICAS', settings.replicas);
+    set('STATE_REPLAY_FALLBACK', settings.replayFallback);
+    set('STATE_LIMITS_FALLBACK', settings.limitsFallback);
+  }
+  set('QUOTA_TIME_ZONE', settings.quotaTimeZone);
   return env;
 }

@@ -75,6 +75,8 @@ export interface StatusInputs {
   readonly users?: UsersStatusInput;
   /** undefined when no ad tag is configured (the condition then does not apply). */
   readonly adTag: ConditionInput | undefined;
+  /** undefined when there is no store and nothing asks for one (the condition then does not apply). */
+  readonly sharedState?: ConditionInput | undefined;
   readonly deployment: DeploymentObservation | undefined;
   readonly paused: boolean;
   readonly mode: 'direct' | 'middle' | undefined;
@@ -189,6 +191,7 @@ export function renderStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus 
   ];
   if (inputs.adTag) wanted.push([ConditionType.AdTagActive, inputs.adTag]);
   if (inputs.users) wanted.push([ConditionType.UsersReady, inputs.users]);
+  if (inputs.sharedState) wanted.push([ConditionType.SharedStateReady, inputs.sharedState]);
   const st = inputs.deployment?.status ?? {};
   const status: MTProxyStatus = {
     observedGeneration: generation,
