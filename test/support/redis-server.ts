@@ -23,21 +23,26 @@ export function redisAvailable(): boolean {
 }
 
 /** Starts redis-server; `port` reuses a port (to bring "the same store" back after a kill). */
-export async function startRedis(opts: { port?: number; password?: string } = {}): Promise<RedisServer> {
+export async function startRedis(
+  opts: { port?: number; password?: string; tls?: { cert: string; key: string } } = {},
+): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'mtkube-redis-'));
-  const args = [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-  ];
+  // With TLS the only listener is the TLS one (rediss://).
+  const listen = opts.tls
+    ? [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        opts.tls.cert,
+        '--tls-key-file',
+        opts.tls.key,
+      ]
+    : ['--port', String(port)];
+  if (opts.tls) listen.push('--tls-auth-clients', 'no');
+  const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   if (opts.password !== undefined) args.push('--requirepass', opts.password);
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -66,7 +71,7 @@ export async function startRedis(opts: { port?: number; password?: string } = {}
   const auth = opts.password === undefined ? [] : ['-a', opts.password, '--no-auth-warning'];
   return {
     port,
-    url: `redis://127.0.0.1:${port}/0`,
+    url: `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}/0`,
     child,
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -2,6 +2,7 @@
 // refused at the other, a connection limit holds for both together, a quota is summed over both
 // and survives their restarts, and when the store dies they keep serving by the documented
 // fallbacks until it is back.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -230,6 +231,77 @@ describe('shared state: the store password comes from a file and never shows', f
         sample(await metrics(proxy), 'mtproxy_state_store_up') === 1 ? true : undefined,
       );
       expect(proxy.output()).to.not.contain(password);
+    } finally {
+      await proxy.stop();
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rediss:// reaches a store that speaks TLS only, trusting the CA the process is given', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mtkube-shared-tls-'));
+    const run = (args: string[]) => {
+      const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+    };
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=test CA',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+    ]);
+    run([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+    ]);
+    writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    run([
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      'san.ext',
+      '-out',
+      'server.pem',
+    ]);
+    const redis = await startRedis({ tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key') } });
+    const proxy = await startProxy({
+      env: { SECRET: ALICE, STATE_URL: redis.url, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
+    });
+    try {
+      expect(redis.url).to.match(/^rediss:/);
+      await eventually(async () =>
+        sample(await metrics(proxy), 'mtproxy_state_store_up') === 1 ? true : undefined,
+      );
     } finally {
       await proxy.stop();
       await redis.stop();
