@@ -8,6 +8,7 @@
 import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../telemetry/throttle.js';
 import type { ReplayWindow } from './replay-window.js';
 
 export const REPLAY_FILE = 'replay-cache.bin';
@@ -33,7 +34,7 @@ export class ReplayFile {
   #pending: number[] = [];
   #records = 0;
   #unsaved = 0;
-  #lastErrorLog = 0;
+  readonly #reportFailure: (err: Error) => void;
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<void> = Promise.resolve();
 
@@ -41,6 +42,13 @@ export class ReplayFile {
     this.#path = path;
     this.#window = window;
     this.#log = log;
+    this.#reportFailure = throttled(LOG_EVERY_MS, (err: Error) =>
+      log.error('cannot save the replay cache; it keeps working in memory only', {
+        path,
+        error: err.message,
+        unsaved: this.#unsaved,
+      }),
+    );
   }
 
   /** Loads the file into `window`, rewrites it compacted and starts appending to it. */
@@ -136,14 +144,7 @@ export class ReplayFile {
   }
 
   #failed(err: Error): void {
-    const now = Date.now();
-    if (now - this.#lastErrorLog < LOG_EVERY_MS) return;
-    this.#lastErrorLog = now;
-    this.#log.error('cannot save the replay cache; it keeps working in memory only', {
-      path: this.#path,
-      error: err.message,
-      unsaved: this.#unsaved,
-    });
+    this.#reportFailure(err);
   }
 
   /** Writes what is pending and closes the file. */

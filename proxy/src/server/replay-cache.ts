@@ -7,6 +7,7 @@
 import { ReplayFile } from '../replay/replay-file.js';
 import { type ReplayVerdict, ReplayWindow } from '../replay/replay-window.js';
 import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../telemetry/throttle.js';
 
 /** 'fresh' lets the handshake through; anything else refuses it like a replay (fail closed). */
 export type ReplayOutcome = ReplayVerdict | 'no-answer';
@@ -32,14 +33,19 @@ const LOG_EVERY_MS = 60_000;
 export class ReplayService {
   readonly #window: ReplayWindow;
   readonly #file: ReplayFile | undefined;
-  readonly #log: Logger;
   #refusedFull = 0;
-  #lastFullLog = 0;
+  readonly #reportFull: () => void;
 
   private constructor(window: ReplayWindow, file: ReplayFile | undefined, log: Logger) {
     this.#window = window;
     this.#file = file;
-    this.#log = log;
+    this.#reportFull = throttled(LOG_EVERY_MS, () =>
+      log.error('replay cache full: new handshakes are refused until entries expire', {
+        capacity: window.capacity,
+        refused: this.#refusedFull,
+        fix: 'raise REPLAY_CACHE_SIZE (16-32 bytes per entry) or shorten REPLAY_WINDOW',
+      }),
+    );
   }
 
   /** `dataDir` undefined: memory only. */
@@ -58,15 +64,7 @@ export class ReplayService {
     if (verdict === 'fresh') this.#file?.append(lo, hi, Date.now());
     else if (verdict === 'full') {
       this.#refusedFull++;
-      const now = Date.now();
-      if (now - this.#lastFullLog >= LOG_EVERY_MS) {
-        this.#lastFullLog = now;
-        this.#log.error('replay cache full: new handshakes are refused until entries expire', {
-          capacity: this.#window.capacity,
-          refused: this.#refusedFull,
-          fix: 'raise REPLAY_CACHE_SIZE (16-32 bytes per entry) or shorten REPLAY_WINDOW',
-        });
-      }
+      this.#reportFull();
     }
     return verdict;
   }

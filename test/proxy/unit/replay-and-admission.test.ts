@@ -78,6 +78,20 @@ describe('replay file: the cache outlives a restart', () => {
     expect(after.check(key)).to.equal('replay');
   });
 
+  it('a DATA_DIR that cannot be written leaves the cache working in memory, and says so', async () => {
+    const lines: string[] = [];
+    const capture = createLogger('error');
+    capture.on('data', (info: { message: string }) => lines.push(info.message));
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    const file = await ReplayFile.open('/dev/null/not-a-directory', w, capture);
+    const key = randomBytes(16);
+    expect(w.check(key)).to.equal('fresh');
+    file.append(key.readUInt32LE(0), key.readUInt32LE(4), Date.now());
+    await file.close();
+    expect(w.check(key)).to.equal('replay');
+    expect(lines.some((l) => l.includes('cannot save the replay cache'))).to.equal(true);
+  });
+
   it('a torn last record (a crash mid-write) loses only that record', async () => {
     const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
     const file = await ReplayFile.open(dir, w, log);
