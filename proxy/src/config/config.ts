@@ -172,7 +172,7 @@ function parseHex16(variable: string, value: string): Buffer {
   return Buffer.from(value.toLowerCase(), 'hex');
 }
 
-function parseInteger(variable: string, value: string, min: number, max: number): number {
+export function parseInteger(variable: string, value: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(value.trim())) {
     throw new ConfigError(variable, `"${value}" is not a whole number`, `Use a number from ${min} to ${max}`);
   }
@@ -336,7 +336,7 @@ function parseModes(variable: string, value: string | undefined, tls: boolean): 
   return modes;
 }
 
-function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
+export function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
   const v = value.trim().toLowerCase();
   if ((choices as readonly string[]).includes(v)) return v as T;
   throw new ConfigError(

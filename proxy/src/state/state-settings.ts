@@ -1,6 +1,8 @@
 // Settings of the shared state store (STATE_URL and friends), parsed apart from config.ts so that
 // the store's concerns stay in this folder. The URL's password never appears in a message: the
 // URL is only ever shown without its credentials.
+// parseChoice and parseInteger only run when settings are parsed, long after both modules loaded.
+import { parseChoice, parseInteger } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 
 export type ReplayFallback = 'local' | 'refuse';
@@ -23,24 +25,6 @@ export interface StateSettings {
   readonly prefix: string;
   /** Identifies this pod's leases in the store. */
   readonly podId: string;
-}
-
-function choice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
-  const v = value.trim().toLowerCase();
-  if ((choices as readonly string[]).includes(v)) return v as T;
-  throw new ConfigError(
-    variable,
-    `"${value}" is not one of ${choices.join(', ')}`,
-    `Use ${choices.join(' or ')}`,
-  );
-}
-
-function integer(variable: string, value: string, min: number, max: number): number {
-  const n = Number(value.trim());
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(variable, `"${value}" is out of range`, `Use a whole number from ${min} to ${max}`);
-  }
-  return n;
 }
 
 /** Undefined without STATE_URL: nothing is shared and every pod keeps its own state. */
@@ -79,16 +63,16 @@ export function parseStateSettings(
     url: url.href,
     shownUrl: shown.href,
     passwordFile: get('STATE_PASSWORD_FILE')?.trim() || undefined,
-    timeoutMs: integer('STATE_TIMEOUT_MS', get('STATE_TIMEOUT_MS') ?? '500', 10, 60_000),
-    replayFallback: choice('STATE_REPLAY_FALLBACK', get('STATE_REPLAY_FALLBACK') ?? 'local', [
+    timeoutMs: parseInteger('STATE_TIMEOUT_MS', get('STATE_TIMEOUT_MS') ?? '500', 10, 60_000),
+    replayFallback: parseChoice('STATE_REPLAY_FALLBACK', get('STATE_REPLAY_FALLBACK') ?? 'local', [
       'local',
       'refuse',
     ] as const),
-    limitsFallback: choice('STATE_LIMITS_FALLBACK', get('STATE_LIMITS_FALLBACK') ?? 'share', [
+    limitsFallback: parseChoice('STATE_LIMITS_FALLBACK', get('STATE_LIMITS_FALLBACK') ?? 'share', [
       'share',
       'refuse',
     ] as const),
-    replicas: integer('STATE_REPLICAS', get('STATE_REPLICAS') ?? '1', 1, 10_000),
+    replicas: parseInteger('STATE_REPLICAS', get('STATE_REPLICAS') ?? '1', 1, 10_000),
     prefix,
     podId: `${hostname}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
   };
