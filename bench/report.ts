@@ -145,6 +145,20 @@ function rowsOf(report: SuiteReport): Row[] {
     () => undefined,
   );
   perMode(
+    'CPU ms per handshake, STATE_URL (proxy + redis-server)',
+    'handshakes-store',
+    (f) => f.cpuMsPerHandshake,
+    3,
+    () => undefined,
+  );
+  perMode(
+    'handshakes/s, STATE_URL',
+    'handshakes-store',
+    (f) => f.handshakesPerSecond,
+    0,
+    () => undefined,
+  );
+  perMode(
     'RTT 64 B p50, µs',
     'latency',
     (f) => f.p50Micros,

@@ -1,5 +1,7 @@
 // The benchmark's plan: which systems run, with which load, in which order, and for how long.
 // Every system is started fresh for its group and stopped (by PID) before the next one starts.
+
+import { redisAvailable, startRedis } from '../test/support/redis-server.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
 import { measureIdle, measureLatency, measureWindow, newResult, type ScenarioResult } from './measure.js';
 import type { HandshakeSpec, IdleSpec, LatencySpec, StreamSpec } from './messages.js';
@@ -266,6 +268,53 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     start: mtkube(1, proxyCpus),
     run: (sut) => relaySuite(sut, 'mtkube', 'plain'),
     onStartFailure: failing(direct),
+  });
+
+  // The same handshakes with the replay cache shared through a real redis-server (STATE_URL): every
+  // handshake is one more SET NX. The store's CPU is counted with the proxy's (its PID is in the tree).
+  const storeFields: Fields[] = (['plain', 'dd'] as const).map((mode) => ({
+    id: `mtkube/handshakes-store/${mode}`,
+    system: 'mtkube',
+    kind: 'handshakes',
+    mode,
+    workers: 1,
+    pinned,
+  }));
+  groups.push({
+    label: 'our proxy, direct mode, 1 worker, shared state in a redis-server',
+    ids: storeFields.map((f) => f.id),
+    start: async () => {
+      if (!redisAvailable()) throw new Error('redis-server is not installed (see the README)');
+      const redis = await startRedis();
+      try {
+        const sut = await startMtkube({
+          build,
+          dcPort: dc.port,
+          workers: 1,
+          cpus: proxyCpus,
+          fakeTls: false,
+          stateUrl: redis.url,
+        });
+        return {
+          ...sut,
+          pids: () => [...sut.pids(), redis.child.pid!],
+          stop: async () => {
+            await sut.stop();
+            await redis.stop();
+          },
+        };
+      } catch (err) {
+        await redis.stop();
+        throw err;
+      }
+    },
+    run: async (sut) => {
+      for (const f of storeFields)
+        await scenario(f, (r) => measure(sut, 'handshakes', f.mode as ClientMode, r));
+    },
+    onStartFailure: (message) => {
+      for (const f of storeFields) settleUnrun(f, 'skipped', message);
+    },
   });
 
   const tls = relayFields('mtkube', ['ee']);

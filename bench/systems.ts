@@ -159,6 +159,8 @@ export interface MtkubeOptions {
   readonly middle?: EchoServer | undefined;
   /** More settings for the proxy (the attack benchmark's users file, throttles). */
   readonly extraEnv?: NodeJS.ProcessEnv;
+  /** Shared state store (STATE_URL) for this instance. */
+  readonly stateUrl?: string | undefined;
 }
 
 /** Any 16 bytes: middle mode needs an advertising tag, the echo middle proxy ignores it. */
@@ -190,6 +192,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     // Every load client comes from 127.0.0.1: the per-address limit would cap the idle scenario.
     MAX_CONNECTIONS_PER_IP: '0',
   };
+  if (options.stateUrl !== undefined) env.STATE_URL = options.stateUrl;
   if (options.fakeTls) {
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';

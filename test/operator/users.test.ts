@@ -63,6 +63,7 @@ describe('operator: named users with their own secrets, limits and links', funct
 
   it('two users get distinct secrets, their limits in the mounted users file, and links of their own', async () => {
     await bed.startOperator();
+    await bed.provideVolume('tg-data');
     await bed.applyProxy('tg', { publicAddress: { host: 'p.example.com' }, users: [alice, bob] });
     const mtp = await bed.waitForCondition('tg', 'UsersReady', 'True', 'UsersAvailable');
     await bed.waitForCondition('tg', 'Ready', 'True');
@@ -74,6 +75,7 @@ describe('operator: named users with their own secrets, limits and links', funct
       maxUniqueIps: 3,
       uniqueIpWindowMs: 600_000,
       quotaBytes: 50 * 1024 ** 3,
+      quotaPeriod: 'none',
       expiresAt: Date.parse('2027-01-01T00:00:00Z'),
     });
     expect(users.get('bob')!.limits.quotaBytes).to.equal(1_000_000);
@@ -130,6 +132,7 @@ describe('operator: named users with their own secrets, limits and links', funct
 
   it('keeps the secrets across an operator restart; a rotation renews one user only, and users change without a roll', async () => {
     let op = await bed.startOperator();
+    await bed.provideVolume('tg-data');
     const spec = (users: MTProxyUser[]): MTProxySpec => ({ publicAddress: { host: 'p.example.com' }, users });
     await bed.applyProxy('tg', spec([alice, bob]));
     await bed.waitForCondition('tg', 'UsersReady', 'True');
@@ -142,6 +145,7 @@ describe('operator: named users with their own secrets, limits and links', funct
     // A new operator, and a limit changed: the file follows, the secrets stay.
     await bed.stopOperator(op);
     op = await bed.startOperator();
+    await bed.provideVolume('tg-data');
     await bed.applyProxy('tg', spec([{ ...alice, maxConnections: 20 }, bob]));
     await eventually(async () => {
       expect((await renderedUsers(bed)).get('alice')?.limits.maxConnections).to.equal(20);
@@ -199,6 +203,7 @@ describe('operator: named users with their own secrets, limits and links', funct
 
   it('removing a user takes it out of the file, the links and the kept secrets; without users the file is no longer mounted and holds nobody', async () => {
     await bed.startOperator();
+    await bed.provideVolume('tg-data');
     await bed.applyProxy('tg', { publicAddress: { host: 'p.example.com' }, users: [alice, bob] });
     await bed.waitForCondition('tg', 'UsersReady', 'True');
     const b = await secretOf(bed, 'bob');
@@ -284,6 +289,7 @@ describe('operator: named users with their own secrets, limits and links', funct
     await bed.kubectlOk(['create', 'secret', 'generic', 'people', `--from-literal=alice=${mine}`]);
     await bed.kubectlOk(['label', 'secret', 'people', 'mtkube.dev/mtproxy=tg']);
     await bed.startOperator();
+    await bed.provideVolume('tg-data');
     await bed.applyProxy('tg', {
       publicAddress: { host: 'p.example.com' },
       usersSecretName: 'people',
@@ -378,6 +384,7 @@ describe('operator: the rendered users file serves real clients', function () {
       metrics: { port: await freePort() },
     };
     await bed.startOperator();
+    await bed.provideVolume('tg-data');
     await bed.applyProxy('tg', { ...base, users: [alice, { name: 'bob', enabled: false }] });
     await bed.waitForCondition('tg', 'UsersReady', 'True');
     await bed.waitForCondition('tg', 'Ready', 'True');

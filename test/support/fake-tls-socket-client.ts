@@ -39,6 +39,8 @@ export interface FakeTlsClientOptions {
   /** Bytes sent before the hello: a PROXY protocol header. */
   preamble?: Buffer;
   random?: RandomSource;
+  /** Draws the obfuscated2 header inside TLS (default: `random`): replay a recorded one with it. */
+  headerRandom?: RandomSource;
   timeoutMs?: number;
 }
 
@@ -121,7 +123,12 @@ export class FakeTlsClient {
       socket.destroy();
       throw err;
     }
-    const header = createClientHeader(random, options.secret, transport, options.dc ?? 2);
+    const header = createClientHeader(
+      options.headerRandom ?? random,
+      options.secret,
+      transport,
+      options.dc ?? 2,
+    );
     const client = new FakeTlsClient(socket, hello, transport, header, timeoutMs);
     socket.on('data', (chunk: Buffer) => client.#onData(chunk));
     if (rest.length > 0) client.#onData(rest);

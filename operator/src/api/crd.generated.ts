@@ -34,6 +34,7 @@ export type CrdSpec = {
     maxUniqueIPs?: number;
     uniqueIPWindowSeconds?: number;
     quota?: number | string;
+    quotaPeriod?: 'none' | 'daily' | 'weekly' | 'monthly';
     expires?: string;
     adTag?: string;
     secretRotation?: number;
@@ -121,6 +122,20 @@ export type CrdSpec = {
     minAvailable?: number | string;
   };
   terminationGracePeriodSeconds?: number;
+  quotaTimeZone?: string;
+  sharedState?: {
+    redis?: {
+      urlSecretRef?: {
+        name: string;
+        key?: string;
+      };
+    };
+    managed?: boolean;
+    image?: string;
+    storageSize?: string;
+    replayFallback?: 'local' | 'refuse';
+    limitsFallback?: 'share' | 'refuse';
+  };
 };
 
 export type CrdStatus = {

@@ -42,6 +42,7 @@ export interface UserSettings {
   /** As written: a byte count or a string such as "50GiB" (checked with the proxy's parser). */
   readonly quota: IntOrString | undefined;
   readonly expires: string | undefined;
+  readonly quotaPeriod: 'none' | 'daily' | 'weekly' | 'monthly' | undefined;
   /** Lowercase 32 hex digits. */
   readonly adTag: string | undefined;
   readonly secretRotation: number;
@@ -56,7 +57,26 @@ export type AdTagSource =
   | { readonly kind: 'value'; readonly value: string }
   | { readonly kind: 'secret'; readonly ref: Required<SecretKeyRef> };
 
+/** Where the replicas share state (proxy STATE_URL), if anywhere. */
+export type SharedStateSource =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'external'; readonly ref: Required<SecretKeyRef> }
+  | { readonly kind: 'managed'; readonly image: string; readonly storageSize: string };
+
+export const MANAGED_REDIS_DEFAULTS = { image: 'redis:7-alpine', storageSize: '1Gi', urlKey: 'url' } as const;
+
 export interface ProxySettings {
+  readonly sharedState: SharedStateSource;
+  readonly replayFallback: 'local' | 'refuse' | undefined;
+  readonly limitsFallback: 'share' | 'refuse' | undefined;
+  readonly quotaTimeZone: string | undefined;
+  /**
+   * Where /data lives: a PersistentVolumeClaim when one pod keeps quota usage without a store (so
+   * a replaced pod does not reset it), otherwise an emptyDir.
+   */
+  readonly dataVolume: 'emptyDir' | 'pvc';
+  /** Quotas counted per pod: several replicas and no store (reported in SharedStateReady). */
+  readonly quotasPerPod: boolean;
   readonly replicas: number;
   readonly paused: boolean;
   readonly image: string;
@@ -192,6 +212,7 @@ function resolveUsers(users: readonly MTProxyUser[], problems: string[]): UserSe
       uniqueIpWindowSeconds: u.uniqueIPWindowSeconds,
       quota: u.quota,
       expires: u.expires,
+      quotaPeriod: u.quotaPeriod,
       adTag: u.adTag?.toLowerCase(),
       secretRotation: u.secretRotation ?? 0,
     };
@@ -260,11 +281,42 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
     problems,
   );
   const pdb = spec.podDisruptionBudget;
+  const shared = spec.sharedState;
+  if (shared?.managed && shared.redis?.urlSecretRef) {
+    problems.push('spec.sharedState: give either redis.urlSecretRef or managed: true, not both');
+  }
+  const sharedState: SharedStateSource = shared?.redis?.urlSecretRef
+    ? {
+        kind: 'external',
+        ref: { name: shared.redis.urlSecretRef.name, key: shared.redis.urlSecretRef.key ?? 'url' },
+      }
+    : shared?.managed
+      ? {
+          kind: 'managed',
+          image: shared.image ?? MANAGED_REDIS_DEFAULTS.image,
+          storageSize: shared.storageSize ?? MANAGED_REDIS_DEFAULTS.storageSize,
+        }
+      : { kind: 'none' };
+  if (spec.quotaTimeZone !== undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: spec.quotaTimeZone });
+    } catch {
+      problems.push(`spec.quotaTimeZone: "${spec.quotaTimeZone}" is not a time zone such as Europe/Berlin`);
+    }
+  }
+  const replicas = spec.replicas ?? DEFAULTS.replicas;
+  const quotas = users.some((u) => u.quota !== undefined);
   if (problems.length > 0) throw new SpecError(problems);
 
   const retain = (secretsSpec.retentionPolicy ?? 'Retain') === 'Retain';
   return {
-    replicas: spec.replicas ?? DEFAULTS.replicas,
+    sharedState,
+    replayFallback: shared?.replayFallback,
+    limitsFallback: shared?.limitsFallback,
+    quotaTimeZone: spec.quotaTimeZone,
+    dataVolume: quotas && replicas === 1 && sharedState.kind === 'none' ? 'pvc' : 'emptyDir',
+    quotasPerPod: quotas && replicas > 1 && sharedState.kind === 'none',
+    replicas,
     paused: spec.paused ?? false,
     image,
     imagePullPolicy: spec.imagePullPolicy,

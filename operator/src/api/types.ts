@@ -50,6 +50,8 @@ export interface MTProxyUser {
   uniqueIPWindowSeconds?: number;
   /** Bytes, or a string such as "50GiB" or "500 MB". */
   quota?: IntOrString;
+  /** When the quota's usage starts again from zero (in spec.quotaTimeZone); default none. */
+  quotaPeriod?: 'none' | 'daily' | 'weekly' | 'monthly';
   /** RFC 3339 date-time. */
   expires?: string;
   adTag?: string;
@@ -123,6 +125,23 @@ export interface MTProxySpec {
   };
   podDisruptionBudget?: { enabled?: boolean; maxUnavailable?: IntOrString; minAvailable?: IntOrString };
   terminationGracePeriodSeconds?: number;
+  /** IANA time zone in which daily, weekly and monthly quota periods start (default UTC). */
+  quotaTimeZone?: string;
+  /** The store the replicas share replays, limits and quotas through (proxy STATE_URL). */
+  sharedState?: {
+    /** A Redis (or Valkey) you run: a Secret key holding redis://[user:password@]host:port/db. */
+    redis?: { urlSecretRef?: SecretKeyRef };
+    /** Run one Redis for this MTProxy: a Deployment with a PVC and a Service, password generated. */
+    managed?: boolean;
+    /** Image of the managed Redis (default redis:7-alpine). */
+    image?: string;
+    /** Size of the managed Redis's volume (default 1Gi). */
+    storageSize?: string;
+    /** Store down: local (default) or refuse. */
+    replayFallback?: 'local' | 'refuse';
+    /** Store down: share (default) or refuse. */
+    limitsFallback?: 'share' | 'refuse';
+  };
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -193,4 +212,6 @@ export const ConditionType = {
   ExternalAddressResolved: 'ExternalAddressResolved',
   AdTagActive: 'AdTagActive',
   UsersReady: 'UsersReady',
+  /** spec.sharedState's store is there (or: quotas are counted per pod for want of one). */
+  SharedStateReady: 'SharedStateReady',
 } as const;

@@ -63,6 +63,7 @@ export const isForbidden = (err: unknown): boolean => err instanceof KubeApiErro
 /** Where each kind we touch lives in the API. */
 const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   'v1/Secret': { plural: 'secrets', namespaced: true },
+  'v1/PersistentVolumeClaim': { plural: 'persistentvolumeclaims', namespaced: true },
   'v1/Service': { plural: 'services', namespaced: true },
   'v1/Event': { plural: 'events', namespaced: true },
   'v1/Namespace': { plural: 'namespaces', namespaced: false },

@@ -5,6 +5,7 @@
 // objects); each returns a ReconcileResult and combine() keeps the soonest requeue. The status is
 // computed by one pure function (render/status.ts) from what the phases observed. Nothing here
 // depends on which event woke it up.
+import { randomBytes } from 'node:crypto';
 import { type ProxySettings, resolveSpec, SpecError } from '../api/defaults.js';
 import { PolicyError, type ProxyPolicy, policyProblems, withPolicy } from '../api/policy.js';
 import { API_VERSION, KIND, type MTProxy, type MTProxyStatus } from '../api/types.js';
@@ -34,6 +35,14 @@ import {
   SERVICE_MONITOR_API,
 } from '../render/service.js';
 import {
+  renderProxyDataClaim,
+  renderRedisClaim,
+  renderRedisDeployment,
+  renderRedisService,
+  renderStateSecret,
+  stateNames,
+} from '../render/shared-state.js';
+import {
   type ConditionInput,
   type DeploymentObservation,
   renderStatus,
@@ -44,7 +53,14 @@ import { describeLeft, renderUsersSecret, usersStatus } from '../render/users.js
 import type { Clock } from '../schedule/clock.js';
 import { decideRoll, type RollDecision } from '../schedule/roll.js';
 import { combine, DONE, RETRY_MS, type ReconcileResult, requeueAfter } from './result.js';
-import { ensureSecrets, readAdTagSecret, type SecretsResult, type UsersOutcome } from './secrets.js';
+import {
+  ensureSecrets,
+  notAllowedMessage,
+  readAdTagSecret,
+  type SecretsResult,
+  secretAllows,
+  type UsersOutcome,
+} from './secrets.js';
 
 /** Read access to the informer caches. */
 export interface ObjectReader<T> {
@@ -108,6 +124,9 @@ interface WorkloadPhase {
   readonly result: ReconcileResult;
 }
 
+const QUOTAS_PER_POD =
+  'spec.users set quotas and spec.replicas is above 1 without spec.sharedState: each pod counts quotas on its own and a replaced pod starts from zero; set spec.sharedState (redis.urlSecretRef or managed: true)';
+
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -161,7 +180,8 @@ export class Reconciler {
     const service = await this.#servicePhase(mtp, s, writer);
     const workload = await this.#workloadPhase(mtp, s, writer, secrets, service, now);
     await this.#monitoringPhase(mtp, s, writer);
-    await this.#statusPhase(mtp, s, secrets, service, workload, now);
+    const sharedState = await this.#sharedStatePhase(mtp, s, writer);
+    await this.#statusPhase(mtp, s, secrets, service, workload, sharedState, now);
     return combine(secrets.result, workload.result);
   }
 
@@ -254,6 +274,7 @@ export class Reconciler {
     found: SecretsPhase,
     service: ServicePhase,
     workload: WorkloadPhase,
+    sharedState: ConditionInput | undefined,
     now: number,
   ): Promise<void> {
     const { secrets, users, tag } = found;
@@ -282,6 +303,7 @@ export class Reconciler {
       users: this.#usersStatus(mtp, s, users, names.users),
       adTag: this.#adTagCondition(s, tag, service.external, workload.deployment),
       adTagProblem: tag.ok ? undefined : { reason: tag.reason, message: tag.message },
+      sharedState,
       deployment: workload.deployment,
       paused: s.paused,
       mode: s.effectiveMode,
@@ -473,6 +495,82 @@ export class Reconciler {
         'RestartSkipped',
         `Daily restart due at ${roll.dueAt} skipped: paused`,
       );
+    }
+  }
+
+  /**
+   * spec.sharedState: the managed Redis and its Secret, Service and claim; the /data claim of a
+   * single pod with quotas; and the SharedStateReady condition (undefined when nothing asks for a
+   * store). Quotas over several replicas without a store are reported, with a Warning Event.
+   */
+  async #sharedStatePhase(
+    mtp: MTProxy,
+    s: ProxySettings,
+    writer: OwnedWriter,
+  ): Promise<ConditionInput | undefined> {
+    const { client } = this.deps;
+    const ns = mtp.metadata.namespace;
+    const dataClaim = renderProxyDataClaim(mtp, s);
+    if (dataClaim) await writer.apply(dataClaim);
+    switch (s.sharedState.kind) {
+      case 'none':
+        if (!s.quotasPerPod) return undefined;
+        if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+          await this.deps.events.record(mtp, 'Warning', 'QuotasPerPod', QUOTAS_PER_POD);
+        }
+        return { status: 'False', reason: 'QuotasPerPod', message: QUOTAS_PER_POD };
+      case 'external': {
+        const ref = s.sharedState.ref;
+        const secret = await client.find<{ data?: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: ns,
+          name: ref.name,
+        });
+        if (secret && !secretAllows(secret, mtp.metadata.name)) {
+          return {
+            status: 'False',
+            reason: 'SecretNotAllowed',
+            message: notAllowedMessage(ref.name, mtp.metadata.name),
+          };
+        }
+        if (secret?.data?.[ref.key] === undefined) {
+          return {
+            status: 'False',
+            reason: 'StoreSecretNotFound',
+            message: `key ${ref.key} of Secret ${ref.name} (spec.sharedState.redis.urlSecretRef) does not exist`,
+          };
+        }
+        return { status: 'True', reason: 'External', message: `STATE_URL from Secret ${ref.name}` };
+      }
+      case 'managed': {
+        const names = stateNames(mtp.metadata.name);
+        const existing = await client.find<{ data?: Record<string, string> }>({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          namespace: ns,
+          name: names.secret,
+        });
+        const kept = existing?.data?.password;
+        const password = kept
+          ? Buffer.from(kept, 'base64').toString('utf8')
+          : randomBytes(24).toString('hex');
+        await writer.apply(renderStateSecret(mtp, password));
+        for (const child of [renderRedisClaim(mtp, s), renderRedisService(mtp, s)]) {
+          if (child) await writer.apply(child);
+        }
+        const redis = renderRedisDeployment(mtp, s);
+        const applied = redis
+          ? await writer.apply<{ status?: { readyReplicas?: number } }>(redis)
+          : undefined;
+        return (applied?.status?.readyReplicas ?? 0) > 0
+          ? { status: 'True', reason: 'ManagedRedisReady', message: `Redis ${names.redis} is ready` }
+          : {
+              status: 'False',
+              reason: 'ManagedRedisNotReady',
+              message: `Redis ${names.redis} has no ready pod yet; the proxies use their fallbacks meanwhile`,
+            };
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import type { MTProxy } from '../api/types.js';
 import { DATA_DIR, type EnvInputs, renderEnv, USERS_DIR, USERS_FILE_KEY } from './env.js';
 import { ANNOTATIONS, childMeta, commonLabels, selectorLabels } from './meta.js';
 import { containerResources } from './resources.js';
+import { stateNames, stateUrlRef } from './shared-state.js';
 
 export const CONTAINER_NAME = 'proxy';
 /** The user the proxy runs as; the image must not need another. */
@@ -57,7 +58,7 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
   const container: Record<string, unknown> = {
     name: CONTAINER_NAME,
     image: s.image,
-    env: renderEnv(s, inputs),
+    env: renderEnv(s, { ...inputs, stateUrlRef: inputs.stateUrlRef ?? stateUrlRef(mtp, s) }),
     ports: [
       {
         name: 'client',
@@ -84,7 +85,11 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
     ],
   };
   const volumes: Record<string, unknown>[] = [
-    { name: 'data', emptyDir: { sizeLimit: '16Mi' } },
+    // The replay cache file is 12 bytes per remembered handshake (48 MiB at REPLAY_CACHE_SIZE's
+    // default); one pod with quotas and no store keeps its usage on a claim instead (shared-state.ts).
+    s.dataVolume === 'pvc'
+      ? { name: 'data', persistentVolumeClaim: { claimName: stateNames(mtp.metadata.name).proxyData } }
+      : { name: 'data', emptyDir: { sizeLimit: '128Mi' } },
     { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
   ];
   if (inputs.usersSecretName) {
@@ -141,14 +146,18 @@ export function renderDeployment(mtp: MTProxy, name: string, s: ProxySettings, i
       replicas: s.replicas,
       paused: s.paused,
       selector: { matchLabels: selectorLabels(mtp) },
-      strategy: {
-        type: 'RollingUpdate',
-        // A new pod first, then an old one goes; with hostNetwork the port on the node must be
-        // freed first, so one old pod goes before its replacement starts.
-        rollingUpdate: s.hostNetwork
-          ? { maxSurge: 0, maxUnavailable: 1 }
-          : { maxSurge: 1, maxUnavailable: 0 },
-      },
+      // A ReadWriteOnce /data claim must be let go by the old pod before the new one mounts it.
+      strategy:
+        s.dataVolume === 'pvc'
+          ? { type: 'Recreate' }
+          : {
+              type: 'RollingUpdate',
+              // A new pod first, then an old one goes; with hostNetwork the port on the node must be
+              // freed first, so one old pod goes before its replacement starts.
+              rollingUpdate: s.hostNetwork
+                ? { maxSurge: 0, maxUnavailable: 1 }
+                : { maxSurge: 1, maxUnavailable: 0 },
+            },
       template: {
         metadata: { labels: { ...pod.labels, ...commonLabels(mtp, 'proxy') }, annotations },
         spec: podSpec,

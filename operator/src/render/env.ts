@@ -32,7 +32,12 @@ const WRITTEN = [
   'PROXY_SECRET_URL',
   'PUBLIC_HOST',
   'PUBLIC_PORT',
+  'QUOTA_TIME_ZONE',
   'SECRET',
+  'STATE_LIMITS_FALLBACK',
+  'STATE_REPLAY_FALLBACK',
+  'STATE_REPLICAS',
+  'STATE_URL',
   'STATS_ALLOW',
   'STATS_PORT',
   'TAG',
@@ -80,6 +85,8 @@ export interface EnvInputs {
   readonly usersSecretName: string | undefined;
   /** The LoadBalancer's IP when externalIPSource is LoadBalancer and it is known. */
   readonly loadBalancerIP: string | undefined;
+  /** Secret key holding STATE_URL (spec.sharedState); undefined without a store. */
+  readonly stateUrlRef?: { readonly name: string; readonly key: string } | undefined;
 }
 
 const onOff = (b: boolean): string => (b ? 'on' : 'off');
@@ -165,5 +172,14 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
   // The proxy serves /metrics, /healthz and /readyz on every address by default, so probes and
   // Prometheus reach it on the pod IP; /stats stays on STATS_PORT, open to STATS_ALLOW only.
   set(E.METRICS_PORT, settings.metrics.port);
+
+  if (inputs.stateUrlRef) {
+    env.push({ name: E.STATE_URL, valueFrom: { secretKeyRef: { ...inputs.stateUrlRef } } });
+    // While the store is down each pod allows its share of a limit: 1/replicas of it.
+    set(E.STATE_REPLICAS, settings.replicas);
+    set(E.STATE_REPLAY_FALLBACK, settings.replayFallback);
+    set(E.STATE_LIMITS_FALLBACK, settings.limitsFallback);
+  }
+  set(E.QUOTA_TIME_ZONE, settings.quotaTimeZone);
   return env;
 }

@@ -75,6 +75,8 @@ export interface StatusInputs {
   readonly adTag: ConditionInput | undefined;
   /** The ad tag could not be read: the pods are not updated until it is fixed. */
   readonly adTagProblem?: { readonly reason: string; readonly message: string } | undefined;
+  /** undefined when there is no store and nothing asks for one (the condition then does not apply). */
+  readonly sharedState?: ConditionInput | undefined;
   readonly deployment: DeploymentObservation | undefined;
   readonly paused: boolean;
   readonly mode: 'direct' | 'middle' | undefined;
@@ -232,6 +234,7 @@ function observedStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
   ];
   if (inputs.adTag) wanted.push([ConditionType.AdTagActive, inputs.adTag]);
   if (inputs.users) wanted.push([ConditionType.UsersReady, inputs.users]);
+  if (inputs.sharedState) wanted.push([ConditionType.SharedStateReady, inputs.sharedState]);
   const st = inputs.deployment?.status ?? {};
   const status: MTProxyStatus = {
     observedGeneration: generation,

@@ -190,6 +190,7 @@ export function renderUsersFile(users: readonly ResolvedUser[]): string {
       ['maxUniqueIps', u.maxUniqueIps],
       ['uniqueIpWindowSeconds', u.uniqueIpWindowSeconds],
       ['quota', u.quota],
+      ['quotaPeriod', u.quotaPeriod],
       ['expires', u.expires],
       ['adTag', u.adTag],
     ];

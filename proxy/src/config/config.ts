@@ -1,10 +1,11 @@
 // Environment + flags -> one validated, typed Config. Nothing else in the proxy reads process.env.
 import { isIP } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtocolError } from '../protocol/errors.js';
 import { PROXY_CONFIG_URL, PROXY_SECRET_URL } from '../protocol/middle-proxy/builtin-config.js';
+import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
@@ -95,6 +96,10 @@ export interface Config {
   readonly metricsBind: string | undefined;
   readonly metricsAllow: readonly string[];
   readonly usersFile: string | undefined;
+  /** STATE_URL and friends; undefined: nothing shared. */
+  readonly state: StateSettings | undefined;
+  /** IANA time zone in which quota periods start. */
+  readonly quotaTimeZone: string;
   readonly userMetrics: boolean;
   readonly banner: boolean;
   readonly logLevel: LogLevel;
@@ -180,7 +185,7 @@ function parseHex16(variable: string, value: string): Buffer {
   return Buffer.from(value.toLowerCase(), 'hex');
 }
 
-function parseInteger(variable: string, value: string, min: number, max: number): number {
+export function parseInteger(variable: string, value: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(value.trim())) {
     throw new ConfigError(variable, `"${value}" is not a whole number`, `Use a number from ${min} to ${max}`);
   }
@@ -201,6 +206,19 @@ function parseSeconds(variable: string, value: string, min: number, max: number)
     );
   }
   return Math.round(n * 1000);
+}
+
+function parseTimeZone(variable: string, value: string): string {
+  const zone = value.trim();
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    throw new ConfigError(
+      variable,
+      `"${value}" is not a time zone`,
+      'Use an IANA name such as UTC or Europe/Berlin',
+    );
+  }
 }
 
 function parseSwitch(variable: string, value: string): boolean {
@@ -331,7 +349,7 @@ function parseModes(variable: string, value: string | undefined, tls: boolean): 
   return modes;
 }
 
-function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
+export function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
   const v = value.trim().toLowerCase();
   if ((choices as readonly string[]).includes(v)) return v as T;
   throw new ConfigError(
@@ -429,7 +447,7 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     replayWindowMs: replayWindowSeconds * 1000,
     replayCacheSize: parseInteger(
       'REPLAY_CACHE_SIZE',
-      get('REPLAY_CACHE_SIZE') ?? '262144',
+      get('REPLAY_CACHE_SIZE') ?? '4194304',
       1024,
       16_777_216,
     ),
@@ -481,6 +499,8 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
       get('METRICS_BIND') === undefined ? undefined : parseIp('METRICS_BIND', get('METRICS_BIND')!),
     metricsAllow: parseCidrs('METRICS_ALLOW', get('METRICS_ALLOW') ?? DEFAULT_METRICS_ALLOW),
     usersFile: get('USERS_FILE')?.trim() || undefined,
+    state: parseStateSettings(get, env.HOSTNAME ?? hostname()),
+    quotaTimeZone: parseTimeZone('QUOTA_TIME_ZONE', get('QUOTA_TIME_ZONE') ?? 'UTC'),
     userMetrics: parseSwitch('USER_METRICS', get('USER_METRICS') ?? 'on'),
     banner: parseSwitch('BANNER', get('BANNER') ?? 'on'),
     logLevel: parseLogLevel('LOG_LEVEL', get('LOG_LEVEL') ?? 'info'),

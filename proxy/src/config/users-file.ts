@@ -15,9 +15,14 @@ export interface UserLimits {
   readonly maxUniqueIps: number | undefined;
   readonly uniqueIpWindowMs: number;
   readonly quotaBytes: number | undefined;
+  /** When quota usage starts again from zero (in QUOTA_TIME_ZONE). */
+  readonly quotaPeriod: QuotaPeriod;
   /** Unix milliseconds; the user is refused from then on. */
   readonly expiresAt: number | undefined;
 }
+
+export const QUOTA_PERIODS = ['none', 'daily', 'weekly', 'monthly'] as const;
+export type QuotaPeriod = (typeof QUOTA_PERIODS)[number];
 
 export interface User {
   readonly name: string;
@@ -63,6 +68,7 @@ const KNOWN_KEYS = new Set([
   'maxUniqueIps',
   'uniqueIpWindowSeconds',
   'quota',
+  'quotaPeriod',
   'expires',
 ]);
 
@@ -105,6 +111,9 @@ function parseUser(name: string, raw: unknown, problems: string[]): User | undef
     'a whole number of seconds',
   );
   const quotaBytes = check('quota', parseBytes(u.quota), 'a byte count such as 10737418240 or "10GiB"');
+  const quotaPeriod = u.quotaPeriod ?? 'none';
+  if (!(QUOTA_PERIODS as readonly unknown[]).includes(quotaPeriod))
+    problems.push(`${where}: "quotaPeriod" must be one of ${QUOTA_PERIODS.join(', ')}`);
   let expiresAt: number | undefined;
   if (u.expires !== undefined) {
     const t =
@@ -127,6 +136,7 @@ function parseUser(name: string, raw: unknown, problems: string[]): User | undef
       maxUniqueIps,
       uniqueIpWindowMs: (window ?? DEFAULT_IP_WINDOW_SECONDS) * 1000,
       quotaBytes,
+      quotaPeriod: quotaPeriod as QuotaPeriod,
       expiresAt,
     },
   };

@@ -32,7 +32,7 @@ import {
   type Transport,
 } from '../protocol/obfuscated2.js';
 import { MAX_PROXY_HEADER, parseProxyHeader } from '../protocol/proxy-protocol.js';
-import type { ReplayGuard } from '../server/replay-cache.js';
+import type { ReplayGuard, ReplayOutcome } from '../server/replay-cache.js';
 import type {
   CloseReason,
   Framing,
@@ -122,6 +122,12 @@ const HELLO_FAILURES: Record<HelloFailureReason, HandshakeFailure> = {
   'clock-skew': 'tls-clock-skew',
   'bad-sni': 'tls-bad-sni',
   'bad-cipher-suite': 'tls-bad-cipher-suite',
+};
+
+const REPLAY_FAILURES: Record<Exclude<ReplayOutcome, 'fresh'>, HandshakeFailure> = {
+  replay: 'replay',
+  full: 'replay-cache-full',
+  'no-answer': 'replay-unanswered',
 };
 
 const identity = (chunk: Buffer): Buffer => chunk;
@@ -338,14 +344,23 @@ class ClientSession {
     this.#checkReplay(parsed.replayKey, () => this.#accept(parsed, user, 'plain', identity, identity, rest));
   }
 
-  /** Asks the shared replay cache; the client is paused meanwhile. A replay fails like a bad client. */
+  /**
+   * Asks the shared replay cache about an authenticated handshake (only those: a client without a
+   * secret can never fill the cache or push anything out); the client is paused meanwhile. A
+   * replay, a full cache and an unanswered check all fail like a bad client (fail closed).
+   */
   #checkReplay(key: Buffer, then: () => void): void {
+    const stage = this.#stage;
     this.#stage = 'checking';
     this.#read(false);
-    void Promise.resolve(this.#deps.replay.seen(key)).then((replayed) => {
+    void Promise.resolve(this.#deps.replay.check(key)).then((outcome) => {
       if (this.#finished) return;
-      if (replayed) this.#fail('replay');
-      else then();
+      if (outcome !== 'fresh') {
+        this.#fail(REPLAY_FAILURES[outcome]);
+        return;
+      }
+      this.#stage = stage;
+      then();
     });
   }
 
@@ -377,8 +392,8 @@ class ClientSession {
       deps.throttle?.matched(address, verdict.secretIndex);
     }
     if (!verdict.ok) {
-      // Remember even refused randoms (§4.9): a hello refused once is never accepted later.
-      if (verdict.replayKey !== undefined) deps.replay.record(verdict.replayKey);
+      // A refused hello is not remembered (unlike §4.9's official proxy): remembering what no
+      // secret opened would let anyone fill the cache. Its replay is refused again anyway.
       const reason =
         only !== undefined && verdict.reason === 'bad-mac' ? 'throttled' : HELLO_FAILURES[verdict.reason];
       this.#fail(reason, !(verdict.reason === 'bad-sni' && policy.unknownSni === 'drop'));
@@ -442,13 +457,16 @@ class ClientSession {
       return;
     }
     const reader = tls.reader;
-    this.#accept(
-      { ...parsed, secretIndex: tls.secretIndex },
-      tls.user,
-      'tls',
-      (chunk) => reader.push(chunk),
-      (chunk) => wrapRecords(chunk),
-      view.subarray(HEADER_LEN),
+    // The inner header is checked too: a fresh hello carrying a recorded session's header is a replay.
+    this.#checkReplay(parsed.replayKey, () =>
+      this.#accept(
+        { ...parsed, secretIndex: tls.secretIndex },
+        tls.user,
+        'tls',
+        (chunk) => reader.push(chunk),
+        (chunk) => wrapRecords(chunk),
+        view.subarray(HEADER_LEN),
+      ),
     );
   }
 

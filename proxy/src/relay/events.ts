@@ -7,6 +7,10 @@ export type HandshakeFailure =
   | 'bad-secret'
   /** A handshake (obfuscated2 header or fake-TLS random) seen before. */
   | 'replay'
+  /** Refused because the replay cache is full of younger handshakes (fail closed). */
+  | 'replay-cache-full'
+  /** Refused because the replay check got no answer in time (fail closed). */
+  | 'replay-unanswered'
   | 'timeout'
   /** A transport or mode that MODES does not allow (e.g. plain obfuscated2 with MODES=tls). */
   | 'transport-not-allowed'
@@ -60,7 +64,9 @@ export type UserRefusal =
   | 'expired'
   | 'max-connections'
   | 'max-unique-ips'
-  | 'quota';
+  | 'quota'
+  /** The primary (or the shared store) gave no answer in time: refused, fail closed. */
+  | 'no-answer';
 
 export interface SessionObserver {
   /** `user` is the name of the secret that matched (secret1, secret2, ... or a users-file name). */

@@ -10,7 +10,7 @@ import type {
 } from '../config/config.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
 import type { WireProxyConfig } from '../upstream/telegram-config.js';
-import type { ReplayAnswer, ReplayRecord, ReplayRequest } from './shared-replay.js';
+import type { ReplayAnswer, ReplayRequest } from './shared-replay.js';
 import type { AdmitAnswer, AdmitRequest, ReleaseNotice, WireUser } from './shared-users.js';
 
 /** Middle mode: what every worker's pool needs; the primary fetches it once and pushes changes. */
@@ -64,7 +64,6 @@ export type WorkerMessage =
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
   | { readonly type: 'counters'; readonly counters: CounterSnapshot }
   | ReplayRequest
-  | ReplayRecord
   | AdmitRequest
   | ReleaseNotice;
 

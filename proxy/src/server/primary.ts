@@ -2,17 +2,19 @@
 // forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
+import type { UserRefusal } from '../relay/events.js';
+import type { StoreReplay } from '../state/store-replay.js';
 import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
 import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { WireProxyConfig } from '../upstream/telegram-config.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
-import { ReplayCache } from './replay-cache.js';
+import type { ReplayFigures, ReplayService } from './replay-cache.js';
 import type { WireUser } from './shared-users.js';
 
 /** What the primary needs from the users service (users-service.ts). */
 export interface PrimaryUsers {
-  admit(user: string, ip: string): import('../relay/events.js').UserRefusal | undefined;
+  admit(user: string, ip: string): UserRefusal | undefined | Promise<UserRefusal | undefined>;
   release(user: string, ip: string): void;
   countBytes(workerId: number, perUser: CounterSnapshot['perUser']): void;
   workerGone(workerId: number): void;
@@ -42,13 +44,17 @@ export interface PrimaryHandle {
   readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
   /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
   readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
+  /** The replay cache's size, capacity, oldest entry and refusals. */
+  readonly replayFigures: () => ReplayFigures;
 }
 
 export function runPrimary(
   config: Config,
   initialSettings: WorkerSettings,
   users: PrimaryUsers,
+  replay: ReplayService,
   log: Logger,
+  shared?: StoreReplay,
 ): PrimaryHandle {
   let settings = initialSettings;
   /** Admissions each worker holds, so that a worker's death gives its users' places back. */
@@ -61,7 +67,6 @@ export function runPrimary(
   const listening = new Set<Worker>();
   const latest = new Map<Worker, CounterSnapshot>();
   const retired = emptySnapshot();
-  const replay = new ReplayCache(config.replayCacheSize, config.replayWindowMs);
   let restarts = 0;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => {
@@ -79,29 +84,41 @@ export function runPrimary(
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: WorkerMessage) => {
         switch (msg.type) {
-          case 'replay-check':
-            send(worker, {
-              type: 'replay-answer',
-              ids: msg.ids,
-              seen: msg.keys.map((k) => replay.seenEncoded(k)),
-            });
+          case 'replay-check': {
+            const fps = msg.fingerprints;
+            const local = msg.ids.map((_, i) => replay.check(fps[2 * i]! >>> 0, fps[2 * i + 1]! >>> 0));
+            if (shared === undefined) {
+              send(worker, { type: 'replay-answer', ids: msg.ids, verdicts: local });
+              return;
+            }
+            // What this pod's cache let through is claimed in the store: one pipelined round trip.
+            void Promise.all(
+              local.map((v, i) => (v === 'fresh' ? shared.claim(fps[2 * i]!, fps[2 * i + 1]!) : v)),
+            ).then((verdicts) => send(worker, { type: 'replay-answer', ids: msg.ids, verdicts }));
             return;
-          case 'replay-record':
-            for (const k of msg.keys) replay.seenEncoded(k);
-            return;
+          }
           case 'counters':
             latest.set(worker, msg.counters);
             users.countBytes(worker.id, msg.counters.perUser);
             return;
           case 'admit': {
+            const answer = (refusal: UserRefusal | undefined): void => {
+              if (refusal === undefined) {
+                if (!live.has(worker)) {
+                  // The worker died while the store was asked: nobody will release this one.
+                  users.release(msg.user, msg.ip);
+                  return;
+                }
+                const held = admitted.get(worker) ?? new Map<string, number>();
+                admitted.set(worker, held);
+                const key = admissionKey(msg.user, msg.ip);
+                held.set(key, (held.get(key) ?? 0) + 1);
+              }
+              send(worker, { type: 'admit-answer', id: msg.id, refusal });
+            };
             const refusal = users.admit(msg.user, msg.ip);
-            if (refusal === undefined) {
-              const held = admitted.get(worker) ?? new Map<string, number>();
-              admitted.set(worker, held);
-              const key = admissionKey(msg.user, msg.ip);
-              held.set(key, (held.get(key) ?? 0) + 1);
-            }
-            send(worker, { type: 'admit-answer', id: msg.id, refusal });
+            if (refusal instanceof Promise) void refusal.then(answer);
+            else answer(refusal);
             return;
           }
           case 'release': {
@@ -192,6 +209,7 @@ export function runPrimary(
       settings = { ...settings, users: wire };
       for (const worker of live) send(worker, { type: 'users', users: wire, revoke });
     },
+    replayFigures: () => replay.figures(),
   };
 }
 

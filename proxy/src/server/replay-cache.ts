@@ -1,61 +1,86 @@
-// Remembers recent handshakes so that a recorded one replayed by a prober is refused
+// Remembers recent authenticated handshakes so that a recorded one replayed by a prober is refused
 // (MTPROTO-PROXY.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
-// replay that lands on another worker, or after a worker restart, is still caught. Bounded in
-// entries and in age (REPLAY_CACHE_SIZE, REPLAY_WINDOW): the oldest fall out first. Keys: h[8:56]
-// for plain obfuscated2 (48 bytes), random[0:16] for fake-TLS hellos (16 bytes), so the two kinds
-// never collide. About 150 bytes per entry in the primary (key string + Map slot).
+// replay that lands on another worker, or after a restart (replay/replay-file.ts), is still caught.
+// Only handshakes that a secret opened are checked and remembered: a client without a secret can
+// neither fill the cache nor push anything out of it. The structure and its capacity are described
+// in replay/replay-window.ts.
+import { ReplayFile } from '../replay/replay-file.js';
+import { type ReplayVerdict, ReplayWindow } from '../replay/replay-window.js';
+import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../telemetry/throttle.js';
+
+/** 'fresh' lets the handshake through; anything else refuses it like a replay (fail closed). */
+export type ReplayOutcome = ReplayVerdict | 'no-answer';
 
 export interface ReplayGuard {
-  /** True when `key` was seen before; otherwise remembers it and returns false. */
-  seen(key: Buffer): boolean | Promise<boolean>;
-  /**
-   * Remembers `key` without asking: the random of a refused fake-TLS hello is recorded too (as the
-   * official proxy does), so that a hello refused once is never accepted later.
-   */
-  record(key: Buffer): void;
+  /** Remembers the replay key of an authenticated handshake, or says why it must be refused. */
+  check(key: Buffer): ReplayOutcome | Promise<ReplayOutcome>;
 }
 
-export class ReplayCache implements ReplayGuard {
-  /** key -> time it was first seen (ms); a Map iterates in insertion order, oldest first. */
-  readonly #keys = new Map<string, number>();
-  readonly #capacity: number;
-  readonly #maxAgeMs: number;
-  readonly #now: () => number;
+export interface ReplayFigures {
+  readonly entries: number;
+  readonly capacity: number;
+  readonly oldestAgeSeconds: number;
+  readonly bytes: number;
+  /** Handshakes refused because the cache was full (fail closed). */
+  readonly refusedFull: number;
+  /** Entries that could not be written to the file. */
+  readonly unsaved: number;
+}
 
-  constructor(capacity = 262_144, maxAgeMs = 2 * 24 * 3600 * 1000, now: () => number = Date.now) {
-    this.#capacity = capacity;
-    this.#maxAgeMs = maxAgeMs;
-    this.#now = now;
+const LOG_EVERY_MS = 60_000;
+
+export class ReplayService {
+  readonly #window: ReplayWindow;
+  readonly #file: ReplayFile | undefined;
+  #refusedFull = 0;
+  readonly #reportFull: () => void;
+
+  private constructor(window: ReplayWindow, file: ReplayFile | undefined, log: Logger) {
+    this.#window = window;
+    this.#file = file;
+    this.#reportFull = throttled(LOG_EVERY_MS, () =>
+      log.error('replay cache full: new handshakes are refused until entries expire', {
+        capacity: window.capacity,
+        refused: this.#refusedFull,
+        fix: 'raise REPLAY_CACHE_SIZE (16-32 bytes per entry) or shorten REPLAY_WINDOW',
+      }),
+    );
   }
 
-  seen(key: Buffer): boolean {
-    return this.seenEncoded(key.toString('base64'));
+  /** `dataDir` undefined: memory only. */
+  static async start(
+    opts: { capacity: number; windowMs: number; dataDir: string | undefined },
+    log: Logger,
+  ): Promise<ReplayService> {
+    const window = new ReplayWindow({ capacity: opts.capacity, windowMs: opts.windowMs });
+    const file = opts.dataDir === undefined ? undefined : await ReplayFile.open(opts.dataDir, window, log);
+    return new ReplayService(window, file, log);
   }
 
-  record(key: Buffer): void {
-    this.seenEncoded(key.toString('base64'));
-  }
-
-  seenEncoded(k: string): boolean {
-    const now = this.#now();
-    this.#expire(now);
-    if (this.#keys.has(k)) return true;
-    this.#keys.set(k, now);
-    if (this.#keys.size > this.#capacity) {
-      const oldest = this.#keys.keys().next().value;
-      if (oldest !== undefined) this.#keys.delete(oldest);
+  /** Checks and remembers the fingerprint (two 32-bit words) of an authenticated handshake. */
+  check(lo: number, hi: number): ReplayVerdict {
+    const verdict = this.#window.checkFingerprint(lo, hi);
+    if (verdict === 'fresh') this.#file?.append(lo, hi, Date.now());
+    else if (verdict === 'full') {
+      this.#refusedFull++;
+      this.#reportFull();
     }
-    return false;
+    return verdict;
   }
 
-  #expire(now: number): void {
-    for (const [k, at] of this.#keys) {
-      if (now - at < this.#maxAgeMs) break;
-      this.#keys.delete(k);
-    }
+  figures(): ReplayFigures {
+    return {
+      entries: this.#window.size,
+      capacity: this.#window.capacity,
+      oldestAgeSeconds: this.#window.oldestAgeMs() / 1000,
+      bytes: this.#window.bytes,
+      refusedFull: this.#refusedFull,
+      unsaved: this.#file?.figures.unsaved ?? 0,
+    };
   }
 
-  get size(): number {
-    return this.#keys.size;
+  async stop(): Promise<void> {
+    await this.#file?.close();
   }
 }

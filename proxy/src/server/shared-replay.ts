@@ -1,63 +1,73 @@
 // The worker's side of the replay cache kept by the primary. Checks made in the same turn of the
 // event loop travel as one IPC message and come back as one: the per-message cost of IPC, not the
-// cache, was the largest part of a handshake's CPU time.
-import type { ReplayGuard } from './replay-cache.js';
+// cache, was the largest part of a handshake's CPU time. Only fingerprints travel (8 bytes each).
+// No answer in time is a replay: fail closed (the client is masked like any replay), counted and
+// logged once a minute.
+import { fingerprint, type ReplayVerdict } from '../replay/replay-window.js';
+import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../telemetry/throttle.js';
+import type { ReplayGuard, ReplayOutcome } from './replay-cache.js';
 
 export interface ReplayRequest {
   readonly type: 'replay-check';
   readonly ids: readonly number[];
-  readonly keys: readonly string[];
-}
-
-/** Remember keys; no answer. */
-export interface ReplayRecord {
-  readonly type: 'replay-record';
-  readonly keys: readonly string[];
+  /** Two 32-bit words per check (replay/replay-window.ts fingerprint()). */
+  readonly fingerprints: readonly number[];
 }
 
 export interface ReplayAnswer {
   readonly type: 'replay-answer';
   readonly ids: readonly number[];
-  readonly seen: readonly boolean[];
+  readonly verdicts: readonly ReplayVerdict[];
 }
 
-/** If the primary does not answer in time, let the client in: availability beats a lost check. */
-const ANSWER_TIMEOUT_MS = 2000;
+export const ANSWER_TIMEOUT_MS = 2000;
+const LOG_EVERY_MS = 60_000;
 
 export class SharedReplayGuard implements ReplayGuard {
-  readonly #pending = new Map<number, (seen: boolean) => void>();
-  readonly #send: (msg: ReplayRequest | ReplayRecord) => void;
+  readonly #pending = new Map<number, (outcome: ReplayOutcome) => void>();
+  readonly #send: (msg: ReplayRequest) => void;
+  readonly #report: (unanswered: number) => void;
+  readonly #timeoutMs: number;
   #nextId = 1;
   #ids: number[] = [];
-  #keys: string[] = [];
-  #records: string[] = [];
+  #fingerprints: number[] = [];
   #scheduled = false;
+  #unanswered = 0;
 
-  constructor(send: (msg: ReplayRequest | ReplayRecord) => void) {
+  constructor(send: (msg: ReplayRequest) => void, log?: Logger, timeoutMs = ANSWER_TIMEOUT_MS) {
     this.#send = send;
+    this.#timeoutMs = timeoutMs;
+    this.#report = throttled(LOG_EVERY_MS, (unanswered: number) =>
+      log?.error('replay checks unanswered by the primary; refusing those handshakes as replays', {
+        unanswered,
+        timeoutMs,
+      }),
+    );
   }
 
-  seen(key: Buffer): Promise<boolean> {
+  check(key: Buffer): Promise<ReplayOutcome> {
     const id = this.#nextId++;
+    const [lo, hi] = fingerprint(key);
     return new Promise((resolve) => {
       this.#pending.set(id, resolve);
       this.#ids.push(id);
-      this.#keys.push(key.toString('base64'));
+      this.#fingerprints.push(lo, hi);
       this.#schedule();
     });
-  }
-
-  record(key: Buffer): void {
-    this.#records.push(key.toString('base64'));
-    this.#schedule();
   }
 
   answer(msg: ReplayAnswer): void {
     msg.ids.forEach((id, i) => {
       const resolve = this.#pending.get(id);
       this.#pending.delete(id);
-      resolve?.(msg.seen[i] === true);
+      resolve?.(msg.verdicts[i] ?? 'replay');
     });
+  }
+
+  /** Checks that got no answer in time, since start. */
+  get unanswered(): number {
+    return this.#unanswered;
   }
 
   #schedule(): void {
@@ -68,21 +78,25 @@ export class SharedReplayGuard implements ReplayGuard {
 
   #flush(): void {
     this.#scheduled = false;
-    if (this.#records.length > 0) {
-      this.#send({ type: 'replay-record', keys: this.#records });
-      this.#records = [];
-    }
     if (this.#ids.length === 0) return;
     const ids = this.#ids;
-    this.#send({ type: 'replay-check', ids, keys: this.#keys });
+    this.#send({ type: 'replay-check', ids, fingerprints: this.#fingerprints });
     this.#ids = [];
-    this.#keys = [];
-    setTimeout(() => {
-      for (const id of ids) {
-        const resolve = this.#pending.get(id);
-        this.#pending.delete(id);
-        resolve?.(false);
-      }
-    }, ANSWER_TIMEOUT_MS).unref();
+    this.#fingerprints = [];
+    setTimeout(() => this.#expire(ids), this.#timeoutMs).unref();
+  }
+
+  #expire(ids: readonly number[]): void {
+    let late = 0;
+    for (const id of ids) {
+      const resolve = this.#pending.get(id);
+      if (resolve === undefined) continue;
+      this.#pending.delete(id);
+      late++;
+      resolve('no-answer');
+    }
+    if (late === 0) return;
+    this.#unanswered += late;
+    this.#report(this.#unanswered);
   }
 }

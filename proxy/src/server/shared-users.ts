@@ -1,8 +1,12 @@
 // The worker's side of the per-user limits kept by the primary: the user table the primary sent
-// (replaced on every reload) and admission as an IPC round trip.
+// (replaced on every reload) and admission as an IPC round trip. No answer in time is a refusal
+// ('no-answer': fail closed), counted and logged once a minute; an admission that the primary
+// granted after the worker gave up is given back at once.
 import type { UserTable } from '../relay/client-session.js';
 import type { UserRefusal } from '../relay/events.js';
 import type { UserDirectory } from '../relay/user-gate.js';
+import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../telemetry/throttle.js';
 
 /** A user as sent to workers: the name, the secret, and whether the primary must admit it. */
 export interface WireUser {
@@ -32,8 +36,10 @@ export interface ReleaseNotice {
   readonly ip: string;
 }
 
-/** If the primary does not answer in time, let the client in: availability beats a lost check. */
-const ANSWER_TIMEOUT_MS = 2000;
+export const ANSWER_TIMEOUT_MS = 2000;
+const LOG_EVERY_MS = 60_000;
+/** Admissions given up on and still remembered, to give back a late grant; the oldest go first. */
+const MAX_ABANDONED = 65_536;
 
 export class SharedUsers implements UserDirectory {
   #table: UserTable = { secrets: [], names: [] };
@@ -41,11 +47,32 @@ export class SharedUsers implements UserDirectory {
   #adTags = new Map<string, Buffer>();
   readonly #pending = new Map<number, (refusal: UserRefusal | undefined) => void>();
   readonly #send: (msg: AdmitRequest | ReleaseNotice) => void;
+  readonly #report: (unanswered: number) => void;
+  readonly #timeoutMs: number;
+  readonly #abandoned = new Map<number, { user: string; ip: string }>();
   #nextId = 1;
+  #unanswered = 0;
 
-  constructor(users: readonly WireUser[], send: (msg: AdmitRequest | ReleaseNotice) => void) {
+  constructor(
+    users: readonly WireUser[],
+    send: (msg: AdmitRequest | ReleaseNotice) => void,
+    log?: Logger,
+    timeoutMs = ANSWER_TIMEOUT_MS,
+  ) {
     this.#send = send;
+    this.#timeoutMs = timeoutMs;
+    this.#report = throttled(LOG_EVERY_MS, (unanswered: number) =>
+      log?.error('admissions unanswered by the primary; refusing those clients of limited users', {
+        unanswered,
+        timeoutMs,
+      }),
+    );
     this.replace(users);
+  }
+
+  /** Admissions that got no answer in time, since start. */
+  get unanswered(): number {
+    return this.#unanswered;
   }
 
   replace(users: readonly WireUser[]): void {
@@ -77,8 +104,9 @@ export class SharedUsers implements UserDirectory {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        resolve(undefined);
-      }, ANSWER_TIMEOUT_MS);
+        this.#abandon(id, user, ip);
+        resolve('no-answer');
+      }, this.#timeoutMs);
       this.#pending.set(id, (refusal) => {
         clearTimeout(timer);
         resolve(refusal);
@@ -90,7 +118,23 @@ export class SharedUsers implements UserDirectory {
   answer(msg: AdmitAnswer): void {
     const resolve = this.#pending.get(msg.id);
     this.#pending.delete(msg.id);
-    resolve?.(msg.refusal);
+    if (resolve !== undefined) {
+      resolve(msg.refusal);
+      return;
+    }
+    const late = this.#abandoned.get(msg.id);
+    this.#abandoned.delete(msg.id);
+    if (late !== undefined && msg.refusal === undefined) this.release(late.user, late.ip);
+  }
+
+  #abandon(id: number, user: string, ip: string): void {
+    this.#abandoned.set(id, { user, ip });
+    if (this.#abandoned.size > MAX_ABANDONED) {
+      const oldest = this.#abandoned.keys().next().value;
+      if (oldest !== undefined) this.#abandoned.delete(oldest);
+    }
+    this.#unanswered++;
+    this.#report(this.#unanswered);
   }
 
   release(user: string, ip: string): void {

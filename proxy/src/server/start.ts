@@ -6,6 +6,8 @@ import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
 import { fitConnections, softDescriptorLimit } from '../process/fd-limit.js';
 import { installLastResort, lastResort } from '../process/last-resort.js';
+import { StateStore } from '../state/state-store.js';
+import { StoreReplay } from '../state/store-replay.js';
 import { formatBanner } from '../telemetry/banner.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { MiddleModeUnavailableError } from '../upstream/telegram-config.js';
@@ -13,6 +15,7 @@ import { selfPorts, workerSettings } from './ipc.js';
 import { checkMaskTarget, localAddresses } from './mask.js';
 import { MiddleConfig } from './middle-config.js';
 import { type PrimaryHandle, runPrimary } from './primary.js';
+import { ReplayService } from './replay-cache.js';
 import { startTelemetry } from './telemetry-start.js';
 import { UsersService } from './users-service.js';
 
@@ -46,6 +49,7 @@ export async function startProxy(
       envSecrets: secrets,
       usersFile: config.usersFile,
       dataDir: config.dataDir,
+      timeZone: config.quotaTimeZone,
       log,
       onChange: (wire, revoke) => primary?.broadcastUsers(wire, revoke),
     });
@@ -116,6 +120,20 @@ export async function startProxy(
   installLastResort(lastResort({ log: (message, fields) => log.error(message, fields), count: () => {} }));
   const budget = fitConnections(config.maxConnections, softDescriptorLimit());
   if (budget.lowered !== undefined) log.warn(budget.lowered);
+  const store = config.state === undefined ? undefined : await StateStore.start(config.state, log);
+  if (config.state !== undefined) {
+    log.info('shared state', {
+      store: config.state.shownUrl,
+      replayFallback: config.state.replayFallback,
+      limitsFallback: config.state.limitsFallback,
+      replicas: config.state.replicas,
+    });
+  }
+  users.useStore(store);
+  const replay = await ReplayService.start(
+    { capacity: config.replayCacheSize, windowMs: config.replayWindowMs, dataDir: config.dataDir },
+    log,
+  );
   primary = runPrimary(
     config,
     {
@@ -123,7 +141,9 @@ export async function startProxy(
       maxConnections: budget.maxConnections,
     },
     users,
+    replay,
     log,
+    store && new StoreReplay(store, config.replayWindowMs),
   );
   const running = primary;
   users.watch();
@@ -134,18 +154,20 @@ export async function startProxy(
         .shutdown(signal)
         .then(() => {
           middle?.stop();
-          return users.stop();
+          return Promise.all([users.stop(), replay.stop()]).then(() => store?.close());
         })
         .then(() => process.exit(0));
     });
   }
   try {
     await running.ready;
-    await startTelemetry(config, users, middle, running, log);
+    await startTelemetry(config, users, middle, running, log, store);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
     await users.stop();
+    await replay.stop();
+    await store?.close();
     return 1;
   }
   return undefined;

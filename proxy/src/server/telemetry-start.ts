@@ -1,6 +1,7 @@
 // The primary's telemetry endpoints: the official /stats page and Prometheus /metrics with the
 // probes, both fed from the counters every worker reports and from the primary's own state.
 import type { Config } from '../config/config.js';
+import type { StateStore } from '../state/state-store.js';
 import {
   allowList,
   memoryFigures,
@@ -21,6 +22,7 @@ export async function startTelemetry(
   middle: MiddleConfig | undefined,
   primary: PrimaryHandle,
   log: Logger,
+  store?: StateStore,
 ): Promise<void> {
   const startTime = Math.floor(Date.now() / 1000);
   const mode = middle ? ('middle' as const) : ('direct' as const);
@@ -71,6 +73,8 @@ export async function startTelemetry(
       configAgeSeconds: middle?.ageSeconds(),
       targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
       masked: primary.totals().masked,
+      replay: primary.replayFigures(),
+      store: store?.figures(),
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,

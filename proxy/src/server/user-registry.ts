@@ -1,16 +1,28 @@
 // Per-user limits for the whole pod, kept by the primary: every worker asks it before letting an
 // authenticated client through, so connection and unique-IP counts are per pod, not per worker.
+// Every admission and release is O(1) amortised, however many addresses a user has: addresses
+// with open connections are counted in one map, idle ones wait in another in the order they went
+// idle (all of a user's share one window), so the expired ones are always at its front. IPv6
+// addresses count per /64 (what one subscriber gets), and a user without a unique-IP limit has at
+// most UNIQUE_IP_TRACK_CAP addresses tracked, for /stats.
 import type { User } from '../config/users-file.js';
 
 import type { UserRefusal } from '../relay/events.js';
+import { periodKey } from '../users/quota-period.js';
+import { limitKey } from './ip-limit.js';
 
 export type { UserRefusal };
+
+/** Addresses tracked at most for a user without maxUniqueIps (only /stats reads them). */
+export const UNIQUE_IP_TRACK_CAP = 4096;
 
 interface UserState {
   user: User;
   connections: number;
-  /** ip -> [open connections from it, last time seen (ms)] */
-  ips: Map<string, [number, number]>;
+  /** address key -> open connections from it (at least 1) */
+  open: Map<string, number>;
+  /** address key -> when its last connection closed (ms); oldest first */
+  idle: Map<string, number>;
 }
 
 export interface UserFigures {
@@ -23,16 +35,65 @@ export class UserRegistry {
   readonly #state = new Map<string, UserState>();
   /** Bytes counted against each user's quota, kept across reloads (and restarts, by the caller). */
   readonly #used: Map<string, number>;
+  /** The quota period each user's usage belongs to (quota-period.ts); a new one starts at zero. */
+  readonly #periods: Map<string, string>;
   readonly #now: () => number;
+  readonly #timeZone: string;
 
   constructor(
     users: readonly User[],
     used: ReadonlyMap<string, number> = new Map(),
     now: () => number = Date.now,
+    opts: { periods?: ReadonlyMap<string, string>; timeZone?: string } = {},
   ) {
     this.#used = new Map(used);
+    this.#periods = new Map(opts.periods ?? []);
     this.#now = now;
+    this.#timeZone = opts.timeZone ?? 'UTC';
     this.apply(users);
+  }
+
+  /** The user's quota period now ("all" without one); usage of an older period is dropped. */
+  period(name: string): string {
+    const s = this.#state.get(name);
+    const key = periodKey(s?.user.limits.quotaPeriod ?? 'none', this.#timeZone, this.#now());
+    if (this.#periods.get(name) !== key) {
+      // Usage saved before periods existed belongs to "all".
+      if (this.#periods.has(name) || key !== 'all') this.#used.delete(name);
+      this.#periods.set(name, key);
+    }
+    return key;
+  }
+
+  /** Sets a user's usage for its current period (the store's sum over every pod). */
+  setUsed(name: string, bytes: number): boolean {
+    this.period(name);
+    const before = this.#used.get(name) ?? 0;
+    this.#used.set(name, bytes);
+    const quota = this.#state.get(name)?.user.limits.quotaBytes;
+    return quota !== undefined && before < quota && bytes >= quota;
+  }
+
+  user(name: string): User | undefined {
+    return this.#state.get(name)?.user;
+  }
+
+  /**
+   * After an admission: whether this pod now holds more than its share (1/replicas, rounded up) of
+   * the user's connection or unique-IP limit; the store-down fallback uses it.
+   */
+  overShare(name: string, replicas: number): UserRefusal | undefined {
+    const s = this.#state.get(name);
+    if (!s) return 'unknown-user';
+    const share = (limit: number | undefined): number =>
+      limit === undefined ? Number.POSITIVE_INFINITY : Math.ceil(limit / replicas);
+    if (s.connections > share(s.user.limits.maxConnections)) return 'max-connections';
+    if (s.open.size + s.idle.size > share(s.user.limits.maxUniqueIps)) return 'max-unique-ips';
+    return undefined;
+  }
+
+  periods(): ReadonlyMap<string, string> {
+    return this.#periods;
   }
 
   /** Admits a connection of `name` from `ip`, counting it, or says why not. */
@@ -43,18 +104,25 @@ export class UserRegistry {
     const now = this.#now();
     if (!user.enabled) return 'disabled';
     if (user.limits.expiresAt !== undefined && now >= user.limits.expiresAt) return 'expired';
-    if (user.limits.quotaBytes !== undefined && (this.#used.get(name) ?? 0) >= user.limits.quotaBytes)
-      return 'quota';
+    if (user.limits.quotaBytes !== undefined) {
+      this.period(name);
+      if ((this.#used.get(name) ?? 0) >= user.limits.quotaBytes) return 'quota';
+    }
     if (user.limits.maxConnections !== undefined && s.connections >= user.limits.maxConnections) {
       return 'max-connections';
     }
     this.#forgetOldIps(s, now);
-    const known = s.ips.get(ip);
-    if (!known && user.limits.maxUniqueIps !== undefined && s.ips.size >= user.limits.maxUniqueIps) {
-      return 'max-unique-ips';
-    }
+    const key = limitKey(ip);
+    const open = s.open.get(key);
+    const known = open !== undefined || s.idle.has(key);
+    const count = s.open.size + s.idle.size;
+    const max = user.limits.maxUniqueIps;
+    if (!known && max !== undefined && count >= max) return 'max-unique-ips';
     s.connections++;
-    s.ips.set(ip, [(known?.[0] ?? 0) + 1, now]);
+    if (known || count < UNIQUE_IP_TRACK_CAP) {
+      s.idle.delete(key);
+      s.open.set(key, (open ?? 0) + 1);
+    }
     return undefined;
   }
 
@@ -62,15 +130,20 @@ export class UserRegistry {
     const s = this.#state.get(name);
     if (!s) return;
     s.connections = Math.max(0, s.connections - 1);
-    const entry = s.ips.get(ip);
-    if (entry) {
-      entry[0] = Math.max(0, entry[0] - 1);
-      entry[1] = this.#now();
+    const key = limitKey(ip);
+    const open = s.open.get(key);
+    if (open === undefined) return;
+    if (open > 1) {
+      s.open.set(key, open - 1);
+      return;
     }
+    s.open.delete(key);
+    s.idle.set(key, this.#now());
   }
 
   /** Counts relayed bytes; true when this pushed the user over its quota (close its connections). */
   addBytes(name: string, bytes: number): boolean {
+    this.period(name);
     const before = this.#used.get(name) ?? 0;
     const after = before + bytes;
     this.#used.set(name, after);
@@ -94,7 +167,7 @@ export class UserRegistry {
     for (const u of users) {
       const s = this.#state.get(u.name);
       if (s) s.user = u;
-      else this.#state.set(u.name, { user: u, connections: 0, ips: new Map() });
+      else this.#state.set(u.name, { user: u, connections: 0, open: new Map(), idle: new Map() });
     }
     return close;
   }
@@ -103,7 +176,12 @@ export class UserRegistry {
     const s = this.#state.get(name);
     if (!s) return undefined;
     this.#forgetOldIps(s, this.#now());
-    return { connections: s.connections, uniqueIps: s.ips.size, bytesUsed: this.#used.get(name) ?? 0 };
+    this.period(name);
+    return {
+      connections: s.connections,
+      uniqueIps: s.open.size + s.idle.size,
+      bytesUsed: this.#used.get(name) ?? 0,
+    };
   }
 
   usage(): ReadonlyMap<string, number> {
@@ -111,8 +189,10 @@ export class UserRegistry {
   }
 
   #forgetOldIps(s: UserState, now: number): void {
-    for (const [ip, [open, seen]] of s.ips) {
-      if (open === 0 && now - seen >= s.user.limits.uniqueIpWindowMs) s.ips.delete(ip);
+    const window = s.user.limits.uniqueIpWindowMs;
+    for (const [key, at] of s.idle) {
+      if (now - at < window) return;
+      s.idle.delete(key);
     }
   }
 }

@@ -8,6 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import { parseUsersFile, type User } from '../config/users-file.js';
+import type { StateStore } from '../state/state-store.js';
+import { StoreLimits } from '../state/store-limits.js';
+import { FLUSH_MS, StoreQuota } from '../state/store-quota.js';
 import type { UserCounters } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import { loadUsage, saveUsage } from './quota-store.js';
@@ -22,6 +25,8 @@ export interface UsersServiceOptions {
   readonly envSecrets: readonly Buffer[];
   readonly usersFile: string | undefined;
   readonly dataDir: string;
+  /** QUOTA_TIME_ZONE: where daily, weekly and monthly quota periods start. */
+  readonly timeZone?: string;
   readonly log: Logger;
   /** New user table for the workers, and the users whose open connections must close. */
   readonly onChange: (users: readonly WireUser[], revoke: readonly string[]) => void;
@@ -38,6 +43,7 @@ function envUsers(secrets: readonly Buffer[]): User[] {
       maxUniqueIps: undefined,
       uniqueIpWindowMs: 0,
       quotaBytes: undefined,
+      quotaPeriod: 'none',
       expiresAt: undefined,
     },
   }));
@@ -64,17 +70,56 @@ export class UsersService {
   #dirty = false;
   #watcher: FSWatcher | undefined;
   #timers: NodeJS.Timeout[] = [];
+  #store: { store: StateStore; limits: StoreLimits; quota: StoreQuota } | undefined;
 
   private constructor(
     opts: UsersServiceOptions,
     users: User[],
     fileHash: string | undefined,
-    usage: Map<string, number>,
+    saved: { usage: Map<string, number>; periods: Map<string, string> },
   ) {
     this.#opts = opts;
     this.#users = users;
     this.#fileHash = fileHash;
-    this.#registry = new UserRegistry(users, usage);
+    this.#registry = new UserRegistry(users, saved.usage, Date.now, {
+      periods: saved.periods,
+      timeZone: opts.timeZone,
+    });
+  }
+
+  /**
+   * Shares limits and quota usage through the store (STATE_URL): connections and unique IPs are
+   * counted over every pod, quota usage is summed there every few seconds.
+   */
+  useStore(store: StateStore | undefined): void {
+    if (store === undefined) return;
+    this.#store = { store, limits: new StoreLimits(store), quota: new StoreQuota(store) };
+    void this.syncQuota();
+    this.#timers.push(setInterval(() => void this.syncQuota(), FLUSH_MS).unref());
+  }
+
+  /** Adds this pod's new usage to the store and takes every pod's sums from it. */
+  async syncQuota(): Promise<void> {
+    const shared = this.#store;
+    if (shared === undefined) return;
+    const quotaUsers = this.#users
+      .filter((u) => u.limits.quotaBytes !== undefined)
+      .map((u) => ({ name: u.name, period: u.limits.quotaPeriod, periodKey: this.#registry.period(u.name) }));
+    const totals = await shared.quota.sync(quotaUsers);
+    const over: string[] = [];
+    for (const u of quotaUsers) {
+      const total = totals.get(u.name);
+      if (total === undefined) continue;
+      this.#dirty = true;
+      if (this.#registry.setUsed(u.name, total + shared.quota.pending(u.name, u.periodKey)))
+        over.push(u.name);
+    }
+    if (over.length > 0) {
+      this.#opts.log.info('users over their quota (all pods together); closing their connections', {
+        users: over,
+      });
+      this.#opts.onChange(this.wire(), over);
+    }
   }
 
   /** Loads everything; a broken users file at start is a configuration error. */
@@ -93,9 +138,9 @@ export class UsersService {
       hash = createHash('sha256').update(text).digest('hex');
     }
     const users = mergeUsers(envUsers(opts.envSecrets), fileUsers);
-    const { usage, problem } = await loadUsage(opts.dataDir);
+    const { usage, periods, problem } = await loadUsage(opts.dataDir);
     if (problem) opts.log.error('quota usage could not be read; counting from zero', { problem });
-    return new UsersService(opts, users, hash, usage);
+    return new UsersService(opts, users, hash, { usage, periods });
   }
 
   users(): readonly User[] {
@@ -111,12 +156,36 @@ export class UsersService {
     }));
   }
 
-  admit(user: string, ip: string): UserRefusal | undefined {
-    return this.#registry.admit(user, ip);
+  /**
+   * Counts the connection here first (this pod's counts never exceed the sum, so a local refusal
+   * is final), then in the store. Store down: STATE_LIMITS_FALLBACK, counted.
+   */
+  admit(name: string, ip: string): UserRefusal | undefined | Promise<UserRefusal | undefined> {
+    const local = this.#registry.admit(name, ip);
+    const shared = this.#store;
+    const user = this.#registry.user(name);
+    if (local !== undefined || shared === undefined || user === undefined || !StoreLimits.applies(user))
+      return local;
+    return shared.limits.admit(user, ip).then((verdict) => {
+      if (verdict !== 'unavailable') {
+        if (verdict !== undefined) this.#registry.release(name, ip);
+        return verdict;
+      }
+      shared.store.fellBack('limits');
+      const settings = shared.store.settings;
+      const refusal =
+        settings.limitsFallback === 'refuse'
+          ? 'no-answer'
+          : this.#registry.overShare(name, settings.replicas);
+      if (refusal !== undefined) this.#registry.release(name, ip);
+      return refusal;
+    });
   }
 
-  release(user: string, ip: string): void {
-    this.#registry.release(user, ip);
+  release(name: string, ip: string): void {
+    this.#registry.release(name, ip);
+    const user = this.#registry.user(name);
+    if (this.#store !== undefined && user !== undefined) this.#store.limits.release(user, ip);
   }
 
   /** A worker's per-user totals; counts the new bytes against quotas and closes users over them. */
@@ -130,6 +199,7 @@ export class UsersService {
       last.set(name, total);
       if (delta <= 0) continue;
       this.#dirty = true;
+      this.#store?.quota.add(name, this.#registry.period(name), delta);
       if (this.#registry.addBytes(name, delta)) over.push(name);
     }
     if (over.length > 0) {
@@ -206,7 +276,7 @@ export class UsersService {
     if (!this.#dirty) return;
     this.#dirty = false;
     try {
-      await saveUsage(this.#opts.dataDir, this.#registry.usage());
+      await saveUsage(this.#opts.dataDir, this.#registry.usage(), this.#registry.periods());
     } catch (err) {
       this.#dirty = true;
       this.#opts.log.error('cannot save quota usage', { error: (err as Error).message });
@@ -216,6 +286,8 @@ export class UsersService {
   async stop(): Promise<void> {
     this.#watcher?.close();
     for (const t of this.#timers) clearInterval(t);
+    await this.syncQuota();
+    this.#store?.limits.close();
     await this.persist();
   }
 }

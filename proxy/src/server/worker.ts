@@ -120,9 +120,9 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
       },
     }),
   );
-  const users = new SharedUsers(settings.users, send);
+  const users = new SharedUsers(settings.users, send, log);
   const gate = new UserGate(users, counters);
-  const replay = new SharedReplayGuard(send);
+  const replay = new SharedReplayGuard(send, log);
   const dcOptions = { overrides: new Map(settings.dcOverrides), preferIpv6: settings.preferIpv6 };
   const perIp = new ConnectionsPerIp(settings.maxConnectionsPerIp);
   const modes = new Set<ClientMode>(settings.modes);

@@ -18,6 +18,22 @@ export interface MetricsModel {
   readonly masked: number;
   /** Middle mode: distinct targets declared in the config and ready in any worker. */
   readonly targets: { readonly declared: number; readonly ready: number } | undefined;
+  /** The primary's replay cache (server/replay-cache.ts). */
+  readonly replay?: {
+    readonly entries: number;
+    readonly capacity: number;
+    readonly oldestAgeSeconds: number;
+    readonly bytes: number;
+    readonly unsaved: number;
+  };
+  /** The shared state store (STATE_URL), when one is set. */
+  readonly store?: {
+    readonly up: boolean;
+    readonly errors: number;
+    readonly commands: number;
+    readonly latencySeconds: number;
+    readonly fallbacks: Readonly<Record<string, number>>;
+  };
 }
 
 type Labels = Record<string, string>;
@@ -152,6 +168,72 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     'Handshakes refused as replays of an earlier one.',
     [],
     () => [[{}, t().handshakesFailed.replay ?? 0]],
+  );
+  const replayGauges: [string, string, 'entries' | 'capacity' | 'oldestAgeSeconds' | 'bytes'][] = [
+    ['mtproxy_replay_cache_entries', 'Authenticated handshakes remembered by the replay cache.', 'entries'],
+    [
+      'mtproxy_replay_cache_capacity',
+      'Handshakes the replay cache can remember (REPLAY_CACHE_SIZE); when full, new ones are refused.',
+      'capacity',
+    ],
+    [
+      'mtproxy_replay_cache_oldest_age_seconds',
+      'Age of the oldest remembered handshake; below REPLAY_WINDOW only if the proxy is younger or idle.',
+      'oldestAgeSeconds',
+    ],
+    ['mtproxy_replay_cache_bytes', 'Memory held by the replay cache tables.', 'bytes'],
+  ];
+  for (const [name, help, field] of replayGauges) {
+    gauge(registry, name, help, [], () => {
+      const r = m().replay;
+      return r === undefined ? [] : [[{}, r[field]]];
+    });
+  }
+  const store = () => m().store;
+  gauge(
+    registry,
+    'mtproxy_state_store_up',
+    '1 when the shared state store (STATE_URL) answers, else 0.',
+    [],
+    () => {
+      const s = store();
+      return s === undefined ? [] : [[{}, s.up ? 1 : 0]];
+    },
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_store_errors_total',
+    'Store commands that failed or timed out.',
+    [],
+    () => (store() === undefined ? [] : [[{}, store()!.errors]]),
+  );
+  totalCounter(registry, 'mtproxy_state_store_commands_total', 'Store commands answered.', [], () =>
+    store() === undefined ? [] : [[{}, store()!.commands]],
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_store_latency_seconds_total',
+    'Round-trip time of answered store commands, summed (divide by _commands_total for the mean).',
+    [],
+    () => (store() === undefined ? [] : [[{}, store()!.latencySeconds]]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_state_fallbacks_total',
+    'Decisions made by a fallback because the store did not answer, by protection (replay, limits, quota).',
+    ['protection'],
+    () =>
+      Object.entries(store()?.fallbacks ?? {}).map(([protection, v]): [Labels, number] => [
+        { protection },
+        v,
+      ]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_replay_cache_unsaved_total',
+    'Replay cache entries that could not be written to DATA_DIR (kept in memory only).',
+    [],
+    () => [[{}, m().replay?.unsaved ?? 0]],
   );
   totalCounter(
     registry,

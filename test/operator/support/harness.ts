@@ -86,9 +86,35 @@ export class TestBed {
     return new TestBed(cluster, await createNamespace(cluster, 'op'));
   }
 
+  readonly #volumes: string[] = [];
+
   async dispose(): Promise<void> {
     await Promise.all(this.operators.map((o) => o.stop()));
     await deleteNamespace(this.cluster, this.ns);
+    for (const pv of this.#volumes) await this.cluster.kubectl(['delete', 'pv', pv, '--wait=false']);
+  }
+
+  /**
+   * A PersistentVolume reserved for the claim `claim` of this namespace: the test cluster has no
+   * storage provisioner, so a pod with a claim (a single proxy with quotas keeps /data on one)
+   * is only scheduled when a volume is there for it. Nothing is ever written to it (fake node).
+   */
+  async provideVolume(claim: string): Promise<void> {
+    const name = `${this.ns}-${claim}`.slice(0, 63);
+    this.#volumes.push(name);
+    await this.apply({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Delete',
+        storageClassName: '',
+        hostPath: { path: `/tmp/mtkube-test-pv/${name}` },
+        claimRef: { namespace: this.ns, name: claim },
+      },
+    });
   }
 
   kubeConfig(path = this.cluster.kubeconfigPath): KubeConfig {

@@ -192,6 +192,7 @@ describe('users: the rendered file', () => {
       maxUniqueIps: 3,
       uniqueIpWindowMs: 600_000,
       quotaBytes: 50 * 1024 ** 3,
+      quotaPeriod: 'none',
       expiresAt: Date.parse('2027-01-01T00:00:00Z'),
     });
     expect(parsed[1]!.limits.quotaBytes).to.equal(1000);

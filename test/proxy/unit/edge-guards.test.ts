@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { ConnectionsPerIp, limitKey } from '../../../proxy/src/server/ip-limit.js';
 import { checkMaskTarget, isSelfTarget, type SelfEndpoints } from '../../../proxy/src/server/mask.js';
-import { ReplayCache } from '../../../proxy/src/server/replay-cache.js';
 
 const SELF: SelfEndpoints = { addresses: new Set(['10.0.0.5', '203.0.113.9']), ports: new Set([443, 8443]) };
 
@@ -64,32 +63,5 @@ describe('per-address connection limit', () => {
     const limit = new ConnectionsPerIp(0);
     for (let i = 0; i < 100; i++) expect(limit.acquire('198.51.100.7')).to.be.a('function');
     expect(limit.size).to.equal(0);
-  });
-});
-
-describe('replay cache', () => {
-  it('remembers a key for the window, then forgets it', () => {
-    let now = 0;
-    const cache = new ReplayCache(1000, 60_000, () => now);
-    const key = Buffer.from('0123456789abcdef');
-    expect(cache.seen(key)).to.equal(false);
-    now = 59_999;
-    expect(cache.seen(key)).to.equal(true);
-    now = 60_000;
-    expect(cache.seen(key)).to.equal(false);
-  });
-
-  it('records refused keys, so that the same random is refused later', () => {
-    const cache = new ReplayCache();
-    cache.record(Buffer.from('refused-hello-16'));
-    expect(cache.seen(Buffer.from('refused-hello-16'))).to.equal(true);
-  });
-
-  it('stays within its capacity under a flood, forgetting the oldest first', () => {
-    const cache = new ReplayCache(1024, 3_600_000);
-    for (let i = 0; i < 10_000; i++) cache.record(Buffer.from(`key-${i}`));
-    expect(cache.size).to.equal(1024);
-    expect(cache.seen(Buffer.from('key-9999'))).to.equal(true);
-    expect(cache.seen(Buffer.from('key-0'))).to.equal(false);
   });
 });

@@ -40,6 +40,7 @@ users:
       maxUniqueIps: 2,
       uniqueIpWindowMs: 60_000,
       quotaBytes: 10 * 1024 ** 3,
+      quotaPeriod: 'none',
       expiresAt: Date.parse('2027-01-01T00:00:00Z'),
     });
     expect(alice.adTag?.toString('hex')).to.equal(B);

@@ -1,0 +1,36 @@
+// The replay cache shared by every proxy using the store: one atomic SET NX PX per handshake that
+// this pod's own cache (in front) has not seen, so a handshake recorded at one replica and
+// replayed to another is refused. Checks of one event-loop turn go out pipelined together.
+// Store down or slow: STATE_REPLAY_FALLBACK decides: `local` (this pod's cache only, which has
+// already remembered the handshake) or `refuse` (fail closed). Either way it is counted.
+import type { ReplayVerdict } from '../replay/replay-window.js';
+import type { StateStore } from './state-store.js';
+
+export class StoreReplay {
+  readonly #store: StateStore;
+  readonly #windowMs: number;
+
+  constructor(store: StateStore, windowMs: number) {
+    this.#store = store;
+    this.#windowMs = windowMs;
+  }
+
+  /** Claims a fingerprint the local cache found fresh; 'replay' when another proxy had it. */
+  async claim(lo: number, hi: number): Promise<ReplayVerdict> {
+    const id = ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16).padStart(16, '0');
+    try {
+      const reply = await this.#store.command([
+        'SET',
+        this.#store.key('r', id),
+        '1',
+        'NX',
+        'PX',
+        this.#windowMs,
+      ]);
+      return reply === null ? 'replay' : 'fresh';
+    } catch {
+      this.#store.fellBack('replay');
+      return this.#store.settings.replayFallback === 'local' ? 'fresh' : 'replay';
+    }
+  }
+}
