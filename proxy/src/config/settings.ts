@@ -173,6 +173,27 @@ export const SETTINGS: readonly Setting[] = [
     help: "How far a fake-TLS client's clock may be from ours, either way (default 600).",
   },
   {
+    env: 'FAKE_TLS_PROFILE',
+    flag: 'fake-tls-profile',
+    kind: 'string',
+    placeholder: 'auto|off',
+    help: "auto (default): measure each FAKE_TLS_DOMAIN's real server (at MASK_HOST:MASK_PORT) and answer with its ServerHello layout and first-flight size; off: the fallback shape, no connections to the site.",
+  },
+  {
+    env: 'FAKE_TLS_PROFILE_REFRESH',
+    flag: 'fake-tls-profile-refresh',
+    kind: 'string',
+    placeholder: 'SECONDS',
+    help: 'How often the site profiles are measured again (default 21600, 6 hours; at least 60).',
+  },
+  {
+    env: 'TLS_RECORD_SIZES',
+    flag: 'tls-record-sizes',
+    kind: 'string',
+    placeholder: 'dynamic|off',
+    help: "Sizes of the TLS records sent to fake-TLS clients: dynamic (default) like a web server's (1369 bytes at first, then 4229, then 16384, again small after 1 s idle); off: up to 16384 each.",
+  },
+  {
     env: 'MASK',
     flag: 'mask',
     kind: 'string',

@@ -4,8 +4,11 @@
 // A connection that fails before we answered anything is masked (relayed to the mask host) or,
 // without a mask host, held and closed after a random delay; after our ServerHello it can only be
 // held. Nothing the client sends can make this code throw.
+
 import type { Socket } from 'node:net';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
+import { RecordSchedule } from '../fake-tls/record-schedule.js';
+import { answerLayout, type HelloKind, helloKind, type SiteProfile } from '../fake-tls/site-profile.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
   type AcceptedHello,
@@ -58,6 +61,13 @@ export interface FakeTlsPolicy {
   readonly window: ClockWindow;
   /** Our clock in Unix seconds. */
   readonly now: () => number;
+  /**
+   * The measured shape of the site an SNI names (fake-tls/site-profile.ts); undefined, or
+   * returning undefined, gives the fallback answer.
+   */
+  readonly profile?: (sni: string | undefined) => SiteProfile | undefined;
+  /** 'dynamic' (default): records after the handshake sized like a web server's; 'off': up to 16 KB. */
+  readonly recordSizes?: 'dynamic' | 'off';
 }
 
 /** Relays a failed connection to the mask host (server/mask.ts). */
@@ -323,17 +333,23 @@ class ClientSession {
     }
     const secret = secrets[verdict.secretIndex]!;
     const user = table.names[verdict.secretIndex]!;
-    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, user, rest));
+    const kind = helloKind(hello);
+    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, kind, secret, user, rest));
   }
 
-  #answerHello(hello: AcceptedHello, secret: Buffer, user: string, rest: Buffer): void {
+  #answerHello(hello: AcceptedHello, kind: HelloKind, secret: Buffer, user: string, rest: Buffer): void {
+    const random = this.#deps.random;
+    // The site's layout and flight size (or the fallback); always one write, as the apps need.
+    const layout = answerLayout(this.#deps.fakeTls!.profile?.(hello.sni), kind, hello.cipherSuite, random);
     this.#client.write(
       buildServerHello({
         clientRandom: hello.clientRandom,
         sessionId: hello.sessionId,
         secret,
-        cipherSuite: hello.cipherSuite,
-        random: this.#deps.random,
+        cipherSuite: layout.cipherSuite,
+        extensions: layout.extensions,
+        payloadLength: layout.payloadLength,
+        random,
       }),
     );
     // From here on the client has seen a proxy's answer: no more masking, and nothing to replay.
@@ -379,12 +395,13 @@ class ClientSession {
       return;
     }
     const reader = tls.reader;
+    const schedule = deps.fakeTls?.recordSizes === 'off' ? undefined : new RecordSchedule();
     this.#accept(
       { ...parsed, secretIndex: tls.secretIndex },
       tls.user,
       'tls',
       (chunk) => reader.push(chunk),
-      (chunk) => wrapRecords(chunk),
+      schedule === undefined ? (chunk) => wrapRecords(chunk) : (chunk) => schedule.wrap(chunk),
       view.subarray(HEADER_LEN),
     );
   }

@@ -2,6 +2,7 @@
 // forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
+import type { SiteProfile } from '../fake-tls/site-profile.js';
 import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
 import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -42,6 +43,8 @@ export interface PrimaryHandle {
   readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
   /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
   readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
+  /** Sends new fake-TLS site profiles to every worker (and to workers started later). */
+  readonly broadcastTlsProfiles: (profiles: readonly SiteProfile[]) => void;
 }
 
 export function runPrimary(
@@ -187,6 +190,10 @@ export function runPrimary(
       if (settings.middle === undefined) return;
       settings = { ...settings, middle: { ...settings.middle, secretHex, config: wireConfig } };
       for (const worker of live) send(worker, { type: 'middle-config', secretHex, config: wireConfig });
+    },
+    broadcastTlsProfiles: (profiles) => {
+      settings = { ...settings, tlsProfiles: profiles };
+      for (const worker of live) send(worker, { type: 'tls-profiles', profiles });
     },
     broadcastUsers: (wire, revoke) => {
       settings = { ...settings, users: wire };

@@ -1,6 +1,7 @@
 // The primary's telemetry endpoints: the official /stats page and Prometheus /metrics with the
 // probes, both fed from the counters every worker reports and from the primary's own state.
 import type { Config } from '../config/config.js';
+import type { SiteProfiles } from '../fake-tls/profile-service.js';
 import {
   allowList,
   memoryFigures,
@@ -21,7 +22,18 @@ export async function startTelemetry(
   middle: MiddleConfig | undefined,
   primary: PrimaryHandle,
   log: Logger,
+  profiles?: SiteProfiles,
 ): Promise<void> {
+  const tlsProfiles = (): { domain: string; source: string; ageSeconds: number; flightBytes: string }[] =>
+    (profiles?.list() ?? []).map((p) => {
+      const shape = p.shapes.modern ?? p.shapes.classic;
+      return {
+        domain: p.domain,
+        source: p.source,
+        ageSeconds: p.measuredAt === undefined ? -1 : Math.floor((Date.now() - p.measuredAt) / 1000),
+        flightBytes: shape === undefined ? 'fallback' : `${shape.flightBytes.min}-${shape.flightBytes.max}`,
+      };
+    });
   const startTime = Math.floor(Date.now() / 1000);
   const mode = middle ? ('middle' as const) : ('direct' as const);
   let httpQueries = 0;
@@ -52,6 +64,7 @@ export async function startTelemetry(
           users: config.userMetrics ? userFigures(users, primary) : undefined,
           targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
           httpQueries,
+          tlsProfiles: tlsProfiles(),
           generateSeconds: (performance.now() - began) / 1000,
         });
       },
@@ -71,6 +84,11 @@ export async function startTelemetry(
       configAgeSeconds: middle?.ageSeconds(),
       targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
       masked: primary.totals().masked,
+      tlsProfiles: tlsProfiles(),
+      tlsProfileMeasurements: profiles && {
+        ok: profiles.measurements - profiles.failures,
+        failed: profiles.failures,
+      },
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,
