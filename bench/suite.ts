@@ -290,6 +290,29 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     },
   });
 
+  // The same fake-TLS bulk load with records of up to 16 KB instead of the web-server-like schedule
+  // (README, Stealth): what the schedule costs, beside the default figure above.
+  const recordsOff: Fields[] = [
+    { id: 'mtkube/bulk-records-16k/ee', system: 'mtkube', kind: 'bulk', mode: 'ee', workers: 1, pinned },
+  ];
+  groups.push({
+    label: 'our proxy, fake TLS (ee), TLS_RECORD_SIZES=off, 1 worker',
+    ids: recordsOff.map((f) => f.id),
+    start: () =>
+      startMtkube({
+        build,
+        dcPort: dc.port,
+        workers: 1,
+        cpus: proxyCpus,
+        fakeTls: true,
+        extraEnv: { TLS_RECORD_SIZES: 'off' },
+      }),
+    run: async (sut) => {
+      for (const f of recordsOff) await scenario(f, (r) => measure(sut, 'bulk', 'ee', r));
+    },
+    onStartFailure: failing(recordsOff),
+  });
+
   const relay = relayFields('plain-relay', ['secretless'], 'secretless');
   groups.push({
     label: 'plain TCP relay (no crypto), 1 worker',

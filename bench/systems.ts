@@ -155,6 +155,8 @@ export interface MtkubeOptions {
   readonly profileDir?: string | undefined;
   /** Middle-proxy mode through this echo middle proxy instead of direct mode. */
   readonly middle?: EchoServer | undefined;
+  /** More settings for this instance (e.g. TLS_RECORD_SIZES=off for the record-size comparison). */
+  readonly extraEnv?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Any 16 bytes: middle mode needs an advertising tag, the echo middle proxy ignores it. */
@@ -188,6 +190,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';
   }
+  Object.assign(env, options.extraEnv);
   if (options.middle?.secret !== undefined) {
     // Telegram's two files, as local files: the secret and a config sending every DC to the echo.
     const secretFile = join(dataDir, 'proxy-secret');
