@@ -89,6 +89,7 @@ export interface ProxySettings {
     readonly domain: string | undefined;
     readonly unknownSNI: string | undefined;
     readonly mask: { readonly enabled: boolean | undefined; readonly host?: string; readonly port?: number };
+    readonly profile: { readonly mode: 'auto' | 'off'; readonly refreshIntervalSeconds: number | undefined };
   };
   readonly proxyProtocol: string;
   readonly publicAddress: {
@@ -259,6 +260,14 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
     spec.telegramConfig?.refreshInterval,
     problems,
   );
+  const profileRefresh = duration(
+    'spec.fakeTLS.profile.refreshInterval',
+    spec.fakeTLS?.profile?.refreshInterval,
+    problems,
+  );
+  if (profileRefresh !== undefined && (profileRefresh < 60 || profileRefresh > 7 * 86400)) {
+    problems.push('spec.fakeTLS.profile.refreshInterval: between 1m and 168h');
+  }
   const pdb = spec.podDisruptionBudget;
   if (problems.length > 0) throw new SpecError(problems);
 
@@ -302,6 +311,7 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
       domain,
       unknownSNI: spec.fakeTLS?.unknownSNI,
       mask: { ...spec.fakeTLS?.mask, enabled: spec.fakeTLS?.mask?.enabled },
+      profile: { mode: spec.fakeTLS?.profile?.mode ?? 'auto', refreshIntervalSeconds: profileRefresh },
     },
     proxyProtocol: spec.proxyProtocol ?? 'off',
     publicAddress: {

@@ -89,6 +89,8 @@ export interface MTProxySpec {
     domain?: string;
     unknownSNI?: 'mask' | 'drop' | 'accept';
     mask?: { enabled?: boolean; host?: string; port?: number };
+    /** The site profile each pod measures (FAKE_TLS_PROFILE, FAKE_TLS_PROFILE_REFRESH). */
+    profile?: { mode?: 'auto' | 'off'; refreshInterval?: string };
   };
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'auto';
   publicAddress?: { host?: string; port?: number; externalIP?: string; externalIPSource?: ExternalIPSource };
@@ -193,4 +195,5 @@ export const ConditionType = {
   ExternalAddressResolved: 'ExternalAddressResolved',
   AdTagActive: 'AdTagActive',
   UsersReady: 'UsersReady',
+  FakeTLSProfile: 'FakeTLSProfile',
 } as const;

@@ -33,6 +33,7 @@ import {
 import {
   type ConditionInput,
   type DeploymentObservation,
+  fakeTlsProfileCondition,
   mergeCondition,
   renderStatus,
   rolloutState,
@@ -207,6 +208,7 @@ export class Reconciler {
       externalAddress: external,
       users: this.#usersStatus(mtp, s, users, names.users),
       adTag: this.#adTagCondition(s, tag, external, deployment),
+      fakeTlsProfile: fakeTlsProfileCondition(s),
       deployment,
       paused: s.paused,
       mode: s.effectiveMode,

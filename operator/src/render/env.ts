@@ -102,6 +102,10 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
   if (settings.fakeTLS.mask.enabled !== undefined) set('MASK', onOff(settings.fakeTLS.mask.enabled));
   set('MASK_HOST', settings.fakeTLS.mask.host);
   set('MASK_PORT', settings.fakeTLS.mask.port);
+  if (settings.fakeTLS.domain) {
+    set('FAKE_TLS_PROFILE', settings.fakeTLS.profile.mode);
+    set('FAKE_TLS_PROFILE_REFRESH', settings.fakeTLS.profile.refreshIntervalSeconds);
+  }
   set('PROXY_PROTOCOL', settings.proxyProtocol);
 
   set('STATS_PORT', DEFAULTS.statsPort);
