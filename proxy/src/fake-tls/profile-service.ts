@@ -8,10 +8,19 @@ import { join } from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
 import type { FlightSample } from './server-flight.js';
 import { DEFAULT_PROBE_OPTIONS, type ProbeOptions, type ProbeTarget, probeSite } from './site-prober.js';
-import { fallbackProfile, HELLO_KINDS, type HelloKind, type SiteProfile, shapeOf } from './site-profile.js';
+import {
+  type FlightShape,
+  fallbackProfile,
+  HELLO_KINDS,
+  type HelloKind,
+  MAX_COPIED_EXTENSION_BYTES,
+  type SiteProfile,
+  shapeOf,
+} from './site-profile.js';
 
 export const PROFILE_CACHE_FILE = 'tls-profiles.json';
 const CACHE_VERSION = 1;
+const FIRST_WAIT_MS = 3000;
 
 export type ProfileMode = 'auto' | 'off';
 
@@ -24,6 +33,8 @@ export interface ProfileServiceOptions {
   readonly refreshMs: number;
   /** Connections per hello shape per measurement. */
   readonly samplesPerKind: number;
+  /** How long start() waits for the first measurement (default 3 s). */
+  readonly firstWaitMs?: number;
   readonly probe?: ProbeOptions;
   readonly log: Logger;
   readonly onChange: (profiles: readonly SiteProfile[]) => void;
@@ -36,6 +47,31 @@ interface CacheFile {
   readonly profiles: readonly SiteProfile[];
 }
 
+const isRange = (r: unknown): boolean =>
+  typeof r === 'object' &&
+  r !== null &&
+  Number.isInteger((r as { min: unknown }).min) &&
+  Number.isInteger((r as { max: unknown }).max);
+
+/** A shape read back from the cache file is used only if every field has the type it must have. */
+function isShape(value: unknown): value is FlightShape {
+  const s = value as FlightShape;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    Number.isInteger(s.cipherSuite) &&
+    Array.isArray(s.extensions) &&
+    s.extensions.every(
+      (e) => Number.isInteger(e?.type) && typeof e.data === 'string' && /^[0-9a-f]*$/.test(e.data),
+    ) &&
+    s.extensions.reduce((n, e) => n + 4 + e.data.length / 2, 0) <= MAX_COPIED_EXTENSION_BYTES &&
+    ['with-hello', 'separate', 'none'].includes(s.ccs) &&
+    isRange(s.records) &&
+    isRange(s.flightBytes) &&
+    Array.isArray(s.gapsMs)
+  );
+}
+
 function isProfile(value: unknown): value is SiteProfile {
   const p = value as SiteProfile;
   return (
@@ -45,7 +81,8 @@ function isProfile(value: unknown): value is SiteProfile {
     typeof p.target === 'string' &&
     typeof p.measuredAt === 'number' &&
     typeof p.shapes === 'object' &&
-    p.shapes !== null
+    p.shapes !== null &&
+    Object.entries(p.shapes).every(([k, s]) => HELLO_KINDS.includes(k as HelloKind) && isShape(s))
   );
 }
 
@@ -61,7 +98,11 @@ export class SiteProfiles {
     this.#opts = opts;
   }
 
-  /** Loads the cache, and in `auto` mode measures every domain once before resolving. */
+  /**
+   * Loads the cache, and in `auto` mode measures every domain, waiting at most `firstWaitMs` for
+   * it: a site that does not answer must not hold the proxy's start. A measurement that ends later
+   * reaches the workers through onChange.
+   */
   static async start(opts: ProfileServiceOptions): Promise<SiteProfiles> {
     const service = new SiteProfiles(opts);
     for (const domain of opts.domains) {
@@ -69,8 +110,13 @@ export class SiteProfiles {
     }
     if (opts.mode === 'off') return service;
     await service.#loadCache();
-    await service.refresh();
-    service.#schedule();
+    let waited: NodeJS.Timeout | undefined;
+    const first = service.refresh().finally(() => service.#schedule());
+    await Promise.race([
+      first,
+      new Promise((r) => (waited = setTimeout(r, opts.firstWaitMs ?? FIRST_WAIT_MS))),
+    ]);
+    clearTimeout(waited);
     return service;
   }
 

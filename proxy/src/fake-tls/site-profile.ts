@@ -62,9 +62,21 @@ function flightBytes(sample: FlightSample): number {
   return sample.records.reduce((n, r) => n + RECORD_HEADER_LEN + r, 0);
 }
 
+/**
+ * ServerHello extensions we copy, all bodies together: real ones are under 1.2 KB (a post-quantum
+ * key share); a site sending more is not copied, so that a hostile mask target cannot make our
+ * answer fail or balloon.
+ */
+export const MAX_COPIED_EXTENSION_BYTES = 4096;
+
+function copyable(s: FlightSample): boolean {
+  const bytes = s.extensions.reduce((n, e) => n + 4 + e.data.length / 2, 0);
+  return s.records.length > 0 && bytes <= MAX_COPIED_EXTENSION_BYTES && s.extensions.length <= 64;
+}
+
 /** Sums up the samples of one hello kind; undefined when there is none with an encrypted flight. */
 export function shapeOf(samples: readonly FlightSample[]): FlightShape | undefined {
-  const usable = samples.filter((s) => s.records.length > 0);
+  const usable = samples.filter(copyable);
   const first = usable[0];
   if (first === undefined) return undefined;
   const bytes = usable.map(flightBytes);
