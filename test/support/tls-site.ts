@@ -26,6 +26,8 @@ export interface SiteOptions {
   readonly maxRecord?: number;
   /** Write the ServerHello record alone, then the rest after this many ms (a separate packet). */
   readonly helloAloneMs?: number;
+  /** The page: `records` writes of `size` bytes, `gapMs` apart (default one short write). */
+  readonly page?: { readonly records: number; readonly size: number; readonly gapMs: number };
 }
 
 export interface TlsSite {
@@ -159,8 +161,20 @@ export async function startTlsSite(options: SiteOptions): Promise<TlsSite> {
     });
     if (options.maxRecord !== undefined) tls.setMaxSendFragment(options.maxRecord);
     tls.on('error', () => raw.destroy());
-    tls.on('data', () => {
-      tls.write('HTTP/1.1 200 OK\r\nServer: stand-in\r\nContent-Length: 2\r\n\r\nok');
+    tls.once('data', () => {
+      const page = options.page;
+      if (page === undefined) {
+        tls.write('HTTP/1.1 200 OK\r\nServer: stand-in\r\nContent-Length: 2\r\n\r\nok');
+        return;
+      }
+      tls.write(`HTTP/1.1 200 OK\r\nServer: stand-in\r\nContent-Length: ${page.records * page.size}\r\n\r\n`);
+      let sent = 0;
+      const next = (): void => {
+        if (sent++ >= page.records || tls.destroyed) return;
+        tls.write(Buffer.alloc(page.size, 0x61));
+        setTimeout(next, page.gapMs);
+      };
+      setTimeout(next, page.gapMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -72,6 +72,7 @@ export interface Config {
   readonly fakeTlsProfile: 'auto' | 'off';
   readonly fakeTlsProfileRefreshMs: number;
   readonly tlsRecordSizes: 'dynamic' | 'off';
+  readonly tlsRecordTiming: 'site' | 'off';
   /** Undefined when MASK=off, or when there is neither FAKE_TLS_DOMAIN nor MASK_HOST. */
   readonly mask: MaskSettings | undefined;
   readonly replayWindowMs: number;
@@ -421,6 +422,10 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     fakeTlsProfileRefreshMs:
       parseInteger('FAKE_TLS_PROFILE_REFRESH', get('FAKE_TLS_PROFILE_REFRESH') ?? '21600', 60, 7 * 86400) *
       1000,
+    tlsRecordTiming: parseChoice('TLS_RECORD_TIMING', get('TLS_RECORD_TIMING') ?? 'off', [
+      'site',
+      'off',
+    ] as const),
     tlsRecordSizes: parseChoice('TLS_RECORD_SIZES', get('TLS_RECORD_SIZES') ?? 'dynamic', [
       'dynamic',
       'off',

@@ -194,6 +194,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "Sizes of the TLS records sent to fake-TLS clients: dynamic (default) like a web server's (1369 bytes at first, then 4229, then 16384, again small after 1 s idle); off: up to 16384 each.",
   },
   {
+    env: 'TLS_RECORD_TIMING',
+    flag: 'tls-record-timing',
+    kind: 'string',
+    placeholder: 'site|off',
+    help: "site: records to fake-TLS clients leave in bursts spaced like the measured site's own answer (gaps up to 50 ms; costs throughput); off (default): at once.",
+  },
+  {
     env: 'MASK',
     flag: 'mask',
     kind: 'string',

@@ -7,7 +7,14 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
 import type { FlightSample } from './server-flight.js';
-import { DEFAULT_PROBE_OPTIONS, type ProbeOptions, type ProbeTarget, probeSite } from './site-prober.js';
+import {
+  DEFAULT_PROBE_OPTIONS,
+  measureResponse,
+  type ProbeOptions,
+  type ProbeTarget,
+  probeSite,
+  type ResponseSample,
+} from './site-prober.js';
 import {
   type FlightShape,
   fallbackProfile,
@@ -38,6 +45,8 @@ export interface ProfileServiceOptions {
   readonly probe?: ProbeOptions;
   readonly log: Logger;
   readonly onChange: (profiles: readonly SiteProfile[]) => void;
+  /** Injected for tests; measureResponse by default. */
+  readonly measureResponse?: (target: ProbeTarget, options: ProbeOptions) => Promise<ResponseSample>;
   /** Injected for tests; probeSite by default. */
   readonly probeSite?: (target: ProbeTarget, kind: HelloKind, options: ProbeOptions) => Promise<FlightSample>;
 }
@@ -82,7 +91,11 @@ function isProfile(value: unknown): value is SiteProfile {
     typeof p.measuredAt === 'number' &&
     typeof p.shapes === 'object' &&
     p.shapes !== null &&
-    Object.entries(p.shapes).every(([k, s]) => HELLO_KINDS.includes(k as HelloKind) && isShape(s))
+    Object.entries(p.shapes).every(([k, s]) => HELLO_KINDS.includes(k as HelloKind) && isShape(s)) &&
+    (p.response === undefined ||
+      (Array.isArray(p.response.records) &&
+        Array.isArray(p.response.gapsMs) &&
+        p.response.gapsMs.every((g) => Number.isFinite(g) && g >= 0)))
   );
 }
 
@@ -181,7 +194,16 @@ export class SiteProfiles {
         ),
       ),
     );
+    // One full handshake and page request, for the site's pacing after the handshake.
+    const response = (opts.measureResponse ?? measureResponse)(
+      target,
+      opts.probe ?? DEFAULT_PROBE_OPTIONS,
+    ).then(
+      (r) => (r.records.length > 0 ? r : undefined),
+      () => undefined,
+    );
     const results = await Promise.all(attempts);
+    const page = await response;
     for (const kind of HELLO_KINDS) {
       const samples = results.flatMap((r) => (r !== undefined && r.kind === kind ? [r.sample] : []));
       const shape = shapeOf(samples);
@@ -215,6 +237,9 @@ export class SiteProfiles {
       measuredAt: Date.now(),
       shapes: Object.fromEntries(Object.entries(shapes).filter(([, s]) => s !== undefined)),
       ...(lastError === undefined ? {} : { lastError }),
+      ...(page === undefined
+        ? {}
+        : { response: { records: page.records.slice(0, 64), gapsMs: page.gapsMs } }),
     };
     this.#profiles.set(domain, profile);
     opts.log.info('fake-TLS site profile measured', {

@@ -56,6 +56,11 @@ export interface SiteProfile {
   readonly shapes: { readonly [K in HelloKind]?: FlightShape };
   /** Why the last measurement failed, if it did. */
   readonly lastError?: string;
+  /**
+   * The site's answer to a page request after a full handshake: its record sizes and the gaps
+   * between reads (ms), which TLS_RECORD_TIMING=site follows. Absent when it could not be had.
+   */
+  readonly response?: { readonly records: readonly number[]; readonly gapsMs: readonly number[] };
 }
 
 function flightBytes(sample: FlightSample): number {

@@ -7,6 +7,7 @@
 
 import type { Socket } from 'node:net';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
+import { RecordPacer } from '../fake-tls/record-pacer.js';
 import { RecordSchedule } from '../fake-tls/record-schedule.js';
 import { answerLayout, type HelloKind, helloKind, type SiteProfile } from '../fake-tls/site-profile.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -68,6 +69,8 @@ export interface FakeTlsPolicy {
   readonly profile?: (sni: string | undefined) => SiteProfile | undefined;
   /** 'dynamic' (default): records after the handshake sized like a web server's; 'off': up to 16 KB. */
   readonly recordSizes?: 'dynamic' | 'off';
+  /** 'site': records leave in bursts spaced like the site's measured answer; 'off' (default). */
+  readonly recordTiming?: 'site' | 'off';
 }
 
 /** Relays a failed connection to the mask host (server/mask.ts). */
@@ -147,7 +150,9 @@ class ClientSession {
   /** Re-examine the bytes once this many have arrived. */
   #need = 1;
   #reading = false;
-  #tls: { reader: TlsRecordReader; secret: Buffer; secretIndex: number; user: string } | undefined;
+  #tls:
+    | { reader: TlsRecordReader; secret: Buffer; secretIndex: number; user: string; sni: string | undefined }
+    | undefined;
   #inner: Buffer[] = [];
   #innerBytes = 0;
   #established = false;
@@ -356,7 +361,13 @@ class ClientSession {
     this.#stage = 'tls-inner';
     this.#chunks = [];
     this.#bytes = 0;
-    this.#tls = { reader: new TlsRecordReader(), secret, secretIndex: hello.secretIndex, user };
+    this.#tls = {
+      reader: new TlsRecordReader(),
+      secret,
+      secretIndex: hello.secretIndex,
+      user,
+      sni: hello.sni,
+    };
     if (rest.length > 0) this.#feedInner(rest);
     if (this.#stage === 'tls-inner') this.#read(true);
   }
@@ -374,6 +385,16 @@ class ClientSession {
     this.#inner.push(data);
     this.#innerBytes += data.length;
     if (this.#innerBytes >= HEADER_LEN) this.#onInnerHeader();
+  }
+
+  /** TLS_RECORD_TIMING=site with a site whose measured answer had gaps to follow. */
+  #pacer(sni: string | undefined): RecordPacer | undefined {
+    const policy = this.#deps.fakeTls;
+    if (policy?.recordTiming !== 'site') return undefined;
+    const gaps = policy.profile?.(sni)?.response?.gapsMs;
+    if (gaps === undefined) return undefined;
+    const pacer = new RecordPacer(this.#client, gaps, this.#deps.random);
+    return pacer.active ? pacer : undefined;
   }
 
   #onInnerHeader(): void {
@@ -396,12 +417,22 @@ class ClientSession {
     }
     const reader = tls.reader;
     const schedule = deps.fakeTls?.recordSizes === 'off' ? undefined : new RecordSchedule();
+    const pacer = this.#pacer(tls.sni);
+    const frame =
+      schedule === undefined
+        ? (chunk: Buffer) => wrapRecords(chunk)
+        : (chunk: Buffer) => schedule.wrap(chunk);
     this.#accept(
       { ...parsed, secretIndex: tls.secretIndex },
       tls.user,
       'tls',
       (chunk) => reader.push(chunk),
-      schedule === undefined ? (chunk) => wrapRecords(chunk) : (chunk) => schedule.wrap(chunk),
+      pacer === undefined
+        ? frame
+        : (chunk) => {
+            pacer.beforeWrite();
+            return frame(chunk);
+          },
       view.subarray(HEADER_LEN),
     );
   }

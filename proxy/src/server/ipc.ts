@@ -42,6 +42,7 @@ export interface WorkerSettings {
   /** One per fake-TLS domain; the primary sends changes as 'tls-profiles' messages. */
   readonly tlsProfiles: readonly SiteProfile[];
   readonly tlsRecordSizes: 'dynamic' | 'off';
+  readonly tlsRecordTiming: 'site' | 'off';
   /** Undefined: failed connections are held and closed, not masked. */
   readonly mask: MaskSettings | undefined;
   /** Addresses and ports that reach this proxy, beyond the interfaces' own (mask loop check). */
@@ -97,6 +98,7 @@ export function workerSettings(
     tlsClockSkewSeconds: config.tlsClockSkewSeconds,
     tlsProfiles: extra.tlsProfiles ?? [],
     tlsRecordSizes: config.tlsRecordSizes,
+    tlsRecordTiming: config.tlsRecordTiming,
     mask: extra.mask,
     selfAddresses: extra.selfAddresses,
     selfPorts: [...new Set([config.port, config.publicPort])],

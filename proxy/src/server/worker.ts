@@ -55,6 +55,7 @@ function fakeTlsPolicy(settings: WorkerSettings): FakeTlsPolicy | undefined {
       (sni === undefined ? undefined : tlsProfiles.get(sni)) ??
       (first === undefined ? undefined : tlsProfiles.get(first)),
     recordSizes: settings.tlsRecordSizes,
+    recordTiming: settings.tlsRecordTiming,
     domains: settings.fakeTlsDomains,
     unknownSni: settings.unknownSni,
     window: { ...DEFAULT_CLOCK_WINDOW, maxAgeSeconds: skew, maxAheadSeconds: skew },

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseServerFlight, type TimedChunk } from '../../../proxy/src/fake-tls/server-flight.js';
-import { probeSite } from '../../../proxy/src/fake-tls/site-prober.js';
+import { measureResponse, probeSite } from '../../../proxy/src/fake-tls/site-prober.js';
 import { buildClientHello, verifyServerHello } from '../../../proxy/src/protocol/fake-tls-client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, parseStats, sample } from '../../support/http-get.js';
@@ -103,6 +103,20 @@ describe('site profiles: the proxy measures the real site', function () {
   it('sees a ChangeCipherSpec that comes in a later packet than the ServerHello', async () => {
     const s = await probeSite({ host: '127.0.0.1', port: split.port, domain: 'site.test' }, 'classic', QUICK);
     expect(s.ccs).to.equal('separate');
+  });
+
+  it('measures the site’s records and pacing after a full handshake and a page request', async () => {
+    const paced = await startTlsSite({
+      chains: { default: { key: 'ec', intermediates: 0 } },
+      page: { records: 6, size: 3000, gapMs: 40 },
+    });
+    try {
+      const r = await measureResponse({ host: '127.0.0.1', port: paced.port, domain: 'site.test' }, QUICK);
+      expect(r.records.filter((n) => n >= 3000).length, 'the page records').to.be.at.least(6);
+      expect(r.gapsMs.filter((g) => g >= 20).length, 'gaps near 40 ms').to.be.at.least(4);
+    } finally {
+      await paced.stop();
+    }
   });
 
   it('rejects, with a clear error, a target that is not a TLS server or not there', async () => {
@@ -299,5 +313,52 @@ describe('site profiles: a prober cannot tell our answer from the site by layout
     } finally {
       await fresh.stop();
     }
+  });
+});
+
+describe('site profiles: TLS_RECORD_TIMING=site spaces our records like the site’s page', function () {
+  this.timeout(60_000);
+  let dc: StandinDc;
+  let site: TlsSite;
+  let proxy: ProxyProcess;
+
+  before(async () => {
+    dc = await startStandinDc();
+    site = await startTlsSite({
+      chains: { default: { key: 'ec', intermediates: 0 } },
+      page: { records: 8, size: 2000, gapMs: 30 },
+    });
+    proxy = await startProxy({
+      env: {
+        SECRET: ALICE,
+        FAKE_TLS_DOMAIN: 'example.com',
+        MASK_HOST: '127.0.0.1',
+        MASK_PORT: String(site.port),
+        TLS_RECORD_TIMING: 'site',
+        DC_ADDRS: `2=127.0.0.1:${dc.port}`,
+      },
+    });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await site?.stop();
+    await dc?.stop();
+  });
+
+  it('holds each burst for one of the site’s gaps, and every byte still arrives', async () => {
+    const client = await FakeTlsClient.connect({ port: proxy.port, secret: KEY, domain: 'example.com' });
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const p = randomBytes(1000);
+      p.writeUInt32LE(0x01020304, 0);
+      const began = performance.now();
+      client.send(p);
+      const back = await client.receive(10_000);
+      times.push(performance.now() - began);
+      expect(back.payload.equals(p)).to.equal(true);
+    }
+    // Loopback answers in well under a millisecond; the site paused about 30 ms between records.
+    expect(times.filter((t) => t >= 15).length).to.be.at.least(4);
+    await client.close();
   });
 });
