@@ -1,5 +1,6 @@
 // The benchmark's plan: which systems run, with which load, in which order, and for how long.
 // Every system is started fresh for its group and stopped (by PID) before the next one starts.
+import { startTlsSite, type TlsSite } from '../test/support/tls-site.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
 import { measureIdle, measureLatency, measureWindow, newResult, type ScenarioResult } from './measure.js';
 import type { HandshakeSpec, IdleSpec, LatencySpec, StreamSpec } from './messages.js';
@@ -311,6 +312,47 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       for (const f of recordsOff) await scenario(f, (r) => measure(sut, 'bulk', 'ee', r));
     },
     onStartFailure: failing(recordsOff),
+  });
+
+  // And with TLS_RECORD_TIMING=site, following a local stand-in site whose page comes in records
+  // 5 ms apart (the proxy measures it through masking, as it would measure the real site).
+  const timing: Fields[] = [
+    { id: 'mtkube/bulk-record-timing/ee', system: 'mtkube', kind: 'bulk', mode: 'ee', workers: 1, pinned },
+  ];
+  let pacedSite: TlsSite | undefined;
+  groups.push({
+    label: 'our proxy, fake TLS (ee), TLS_RECORD_TIMING=site (5 ms gaps), 1 worker',
+    ids: timing.map((f) => f.id),
+    start: async () => {
+      pacedSite = await startTlsSite({
+        chains: { default: { key: 'ec', intermediates: 0 } },
+        page: { records: 12, size: 1369, gapMs: 5 },
+      });
+      return startMtkube({
+        build,
+        dcPort: dc.port,
+        workers: 1,
+        cpus: proxyCpus,
+        fakeTls: true,
+        extraEnv: {
+          MASK: 'on',
+          MASK_HOST: '127.0.0.1',
+          MASK_PORT: String(pacedSite.port),
+          TLS_RECORD_TIMING: 'site',
+        },
+      });
+    },
+    run: async (sut) => {
+      try {
+        for (const f of timing) await scenario(f, (r) => measure(sut, 'bulk', 'ee', r));
+      } finally {
+        await pacedSite?.stop();
+      }
+    },
+    onStartFailure: (message) => {
+      void pacedSite?.stop();
+      failing(timing)(message);
+    },
   });
 
   const relay = relayFields('plain-relay', ['secretless'], 'secretless');
