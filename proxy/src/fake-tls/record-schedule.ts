@@ -5,7 +5,7 @@
 // first 40 records, ssl_dyn_rec_size_hi 4229 for the next 40, then 16384; reset after 1 s idle).
 // A proxy that always writes 16 KB records, or whatever the upstream read happened to be, is
 // easy to tell from a web server by the record lengths alone.
-import { MAX_RECORD_PAYLOAD, RECORD_APPLICATION_DATA, RECORD_HEADER_LEN } from '../protocol/tls-records.js';
+import { frameRecords, MAX_RECORD_PAYLOAD } from '../protocol/tls-records.js';
 
 export interface RecordScheduleSettings {
   readonly small: number;
@@ -56,18 +56,6 @@ export class RecordSchedule {
       left -= n;
       this.#records++;
     }
-    const out = Buffer.allocUnsafe(data.length + sizes.length * RECORD_HEADER_LEN);
-    let at = 0;
-    let from = 0;
-    for (const n of sizes) {
-      out[at] = RECORD_APPLICATION_DATA;
-      out[at + 1] = 0x03;
-      out[at + 2] = 0x03;
-      out.writeUInt16BE(n, at + 3);
-      data.copy(out, at + RECORD_HEADER_LEN, from, from + n);
-      at += RECORD_HEADER_LEN + n;
-      from += n;
-    }
-    return out;
+    return frameRecords(data, sizes.length, (i) => sizes[i]!);
   }
 }

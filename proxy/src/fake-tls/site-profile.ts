@@ -27,6 +27,8 @@ const X25519 = 0x001d;
 const SECP256R1 = 0x0017;
 const X25519MLKEM768 = 0x11ec;
 const MLKEM_CIPHERTEXT = 1088;
+/** An X25519 key_share body (group, length 32, key); the key is replaced by a fresh one. */
+const X25519_SHARE_HEX = `001d0020${'00'.repeat(32)}`;
 
 /** The site's answer to one hello kind, over all samples of it. */
 export interface FlightShape {
@@ -174,10 +176,17 @@ export function answerLayout(
     return { extensions: undefined, cipherSuite: clientCipher, payloadLength: randomPayloadLength(random) };
   }
   const wire = between(shape.flightBytes.min, shape.flightBytes.max, random);
+  // A classic hello offers no post-quantum group: answering with one would be a protocol error a
+  // censor can see, so the other shape's hybrid share becomes an X25519 one, as the site would do.
+  const extensions = shape.extensions.map((e) =>
+    kind === 'classic' && e.type === KEY_SHARE && e.data.startsWith('11ec')
+      ? { type: e.type, data: X25519_SHARE_HEX }
+      : e,
+  );
   const payloadLength = Math.min(MAX_RECORD_PAYLOAD, Math.max(1, wire - RECORD_HEADER_LEN));
   const tls13 = shape.cipherSuite >= 0x1301 && shape.cipherSuite <= 0x1303;
   return {
-    extensions: shape.extensions.map((e) => extensionFor(e.type, e.data, random)),
+    extensions: extensions.map((e) => extensionFor(e.type, e.data, random)),
     cipherSuite: tls13 ? shape.cipherSuite : clientCipher,
     payloadLength,
   };

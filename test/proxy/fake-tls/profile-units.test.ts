@@ -156,6 +156,18 @@ describe('site profiles: the answer follows the profile', () => {
     expect(fb.payloadLength).to.be.within(2500, 4699);
   });
 
+  it('answers a classic hello with an X25519 share when only the post-quantum shape was measured', () => {
+    const hybrid = `11ec0460${'ab'.repeat(1120)}`;
+    const s = sampleOf([3000]);
+    const p = profile([{ ...s, extensions: [s.extensions[0]!, { type: 0x33, data: hybrid }] }]);
+    const classic = answerLayout(p, 'classic', 0x1301, randomBytes).extensions!;
+    expect(classic[1]!.data.subarray(0, 4).toString('hex')).to.equal('001d0020');
+    expect(classic[1]!.data.length).to.equal(36);
+    const modern = answerLayout(p, 'modern', 0x1301, randomBytes).extensions!;
+    expect(modern[1]!.data.subarray(0, 4).toString('hex')).to.equal('11ec0460');
+    expect(modern[1]!.data.length).to.equal(4 + 1120);
+  });
+
   it('keeps a flight larger than one record can carry at 16384 bytes', () => {
     expect(
       answerLayout(profile([sampleOf([16384, 16384])]), 'modern', 0x1301, randomBytes).payloadLength,
