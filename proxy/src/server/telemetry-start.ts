@@ -10,7 +10,7 @@ import {
 } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
-import { formatOfficialStats, type UserStatsRow } from '../telemetry/official-stats.js';
+import { formatOfficialStats, type TlsProfileRow, type UserStatsRow } from '../telemetry/official-stats.js';
 import { VERSION_STRING } from '../version.js';
 import type { MiddleConfig } from './middle-config.js';
 import type { PrimaryHandle } from './primary.js';
@@ -24,7 +24,7 @@ export async function startTelemetry(
   log: Logger,
   profiles?: SiteProfiles,
 ): Promise<void> {
-  const tlsProfiles = (): { domain: string; source: string; ageSeconds: number; flightBytes: string }[] =>
+  const tlsProfiles = (): TlsProfileRow[] =>
     (profiles?.list() ?? []).map((p) => {
       const shape = p.shapes.modern ?? p.shapes.classic;
       return {
@@ -32,6 +32,10 @@ export async function startTelemetry(
         source: p.source,
         ageSeconds: p.measuredAt === undefined ? -1 : Math.floor((Date.now() - p.measuredAt) / 1000),
         flightBytes: shape === undefined ? 'fallback' : `${shape.flightBytes.min}-${shape.flightBytes.max}`,
+        siteLayout:
+          shape === undefined
+            ? '-'
+            : `records=${shape.records.min === shape.records.max ? shape.records.min : `${shape.records.min}-${shape.records.max}`} ccs=${shape.ccs}`,
       };
     });
   const startTime = Math.floor(Date.now() / 1000);

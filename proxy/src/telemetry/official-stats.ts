@@ -70,6 +70,11 @@ export interface TlsProfileRow {
   readonly ageSeconds: number;
   /** Our answer's wire range for the first flight, `min-max` bytes, or `fallback`. */
   readonly flightBytes: string;
+  /**
+   * What the site does that the apps forbid us to copy: its encrypted records per flight and where
+   * its ChangeCipherSpec came (`records=4 ccs=with-hello`); `-` for the fallback.
+   */
+  readonly siteLayout: string;
 }
 
 type Line = readonly [string, string | number];
@@ -256,6 +261,7 @@ export function formatOfficialStats(m: StatsModel): string {
             [`tls_profile_source:${p.domain}`, p.source],
             [`tls_profile_age_seconds:${p.domain}`, p.ageSeconds],
             [`tls_profile_flight_bytes:${p.domain}`, p.flightBytes],
+            [`tls_profile_site_layout:${p.domain}`, p.siteLayout],
           ]),
         )),
     ['stats_generate_time', m.generateSeconds.toFixed(6)],

@@ -207,6 +207,7 @@ describe('site profiles: a prober cannot tell our answer from the site by layout
     expect(stats.get('tls_profile_source:www.example.com')).to.equal('measured');
     expect(Number(stats.get('tls_profile_age_seconds:example.com'))).to.be.within(0, 120);
     expect(stats.get('tls_profile_flight_bytes:example.com')).to.match(/^\d+-\d+$/);
+    expect(stats.get('tls_profile_site_layout:example.com')).to.match(/^records=\d+(-\d+)? ccs=with-hello$/);
     const metrics = (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
     const age = sample(
       metrics,
