@@ -70,11 +70,13 @@ function flightBytes(sample: FlightSample): number {
 }
 
 /**
- * ServerHello extensions we copy, all bodies together: real ones are under 1.2 KB (a post-quantum
- * key share); a site sending more is not copied, so that a hostile mask target cannot make our
- * answer fail or balloon.
+ * ServerHello extensions we copy, all bodies together. Real ones are under 1.2 KB (a post-quantum
+ * key share takes 1128). Telegram Android needs the ServerHello and the 11 bytes after it in one
+ * socket read (README, Stealth), so the ServerHello must fit the first TCP segment with room to
+ * spare; a site sending more is not copied (this also keeps a hostile mask target from making our
+ * answer fail or balloon).
  */
-export const MAX_COPIED_EXTENSION_BYTES = 4096;
+export const MAX_COPIED_EXTENSION_BYTES = 1280;
 
 function copyable(s: FlightSample): boolean {
   const bytes = s.extensions.reduce((n, e) => n + 4 + e.data.length / 2, 0);
