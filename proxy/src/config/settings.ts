@@ -191,7 +191,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'tls-record-sizes',
     kind: 'string',
     placeholder: 'dynamic|off',
-    help: "Sizes of the TLS records sent to fake-TLS clients: dynamic (default) like a web server's (1369 bytes at first, then 4229, then 16384, again small after 1 s idle); off: up to 16384 each.",
+    help: "Sizes of the TLS records sent to fake-TLS clients: dynamic (default) like the measured site's answer to a page, else like a TLS 1.3 web server with dynamic record sizing (1386 bytes on the wire at first, then 4246, then 16401; small again after 1 s idle); off: up to 16384 each.",
   },
   {
     env: 'TLS_RECORD_TIMING',

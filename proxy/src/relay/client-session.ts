@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
 import { RecordPacer } from '../fake-tls/record-pacer.js';
-import { RecordSchedule } from '../fake-tls/record-schedule.js';
+import { RecordSchedule, scheduleForSite } from '../fake-tls/record-schedule.js';
 import { answerLayout, type HelloKind, helloKind, type SiteProfile } from '../fake-tls/site-profile.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
@@ -416,7 +416,10 @@ class ClientSession {
       return;
     }
     const reader = tls.reader;
-    const schedule = deps.fakeTls?.recordSizes === 'off' ? undefined : new RecordSchedule();
+    const schedule =
+      deps.fakeTls?.recordSizes === 'off'
+        ? undefined
+        : new RecordSchedule(scheduleForSite(deps.fakeTls?.profile?.(tls.sni)?.response?.records));
     const pacer = this.#pacer(tls.sni);
     const frame =
       schedule === undefined

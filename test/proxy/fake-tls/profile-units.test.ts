@@ -2,7 +2,11 @@
 // our answer, and the record-size schedule after the handshake.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { RecordSchedule } from '../../../proxy/src/fake-tls/record-schedule.js';
+import {
+  DYNAMIC_RECORDS,
+  RecordSchedule,
+  scheduleForSite,
+} from '../../../proxy/src/fake-tls/record-schedule.js';
 import {
   type FlightParseError,
   type FlightSample,
@@ -214,17 +218,36 @@ describe('record sizes after the handshake', () => {
     return out;
   };
 
-  it('start at 1369 bytes, grow to 4229 after 40 records and to 16384 after 80', () => {
+  it('start at 1386 bytes on the wire (1369 + 17), grow to 4246 after 40 records and to 16401 after 80', () => {
     let now = 0;
     const schedule = new RecordSchedule(undefined, () => now);
-    const got = sizes(schedule.wrap(randomBytes(40 * 1369 + 40 * 4229 + 3 * 16384)));
-    expect(got.slice(0, 40).every((s) => s === 1369)).to.equal(true);
-    expect(got.slice(40, 80).every((s) => s === 4229)).to.equal(true);
-    expect(got.slice(80)).to.deep.equal([16384, 16384, 16384]);
+    const got = sizes(schedule.wrap(randomBytes(40 * 1386 + 40 * 4246 + 3 * 16401)));
+    expect(got.slice(0, 40).every((s) => s === 1386)).to.equal(true);
+    expect(got.slice(40, 80).every((s) => s === 4246)).to.equal(true);
+    expect(got.slice(80)).to.deep.equal([16401, 16401, 16401]);
     now += 500;
-    expect(sizes(schedule.wrap(randomBytes(20000)))).to.deep.equal([16384, 3616]);
+    expect(sizes(schedule.wrap(randomBytes(20000)))).to.deep.equal([16401, 3599]);
     now += 1001;
-    expect(sizes(schedule.wrap(randomBytes(2000)))).to.deep.equal([1369, 631]);
+    expect(sizes(schedule.wrap(randomBytes(2000)))).to.deep.equal([1386, 614]);
+  });
+
+  it('follow a measured site: its largest record, and no small start if it had none', () => {
+    expect(scheduleForSite(undefined)).to.equal(DYNAMIC_RECORDS);
+    expect(scheduleForSite([250, 90])).to.equal(DYNAMIC_RECORDS);
+    // A site with 4 KB buffers that writes full records from the start.
+    expect(scheduleForSite([250, 4113, 4113, 4113, 700])).to.include({
+      small: 4113,
+      medium: 4113,
+      large: 4113,
+    });
+    // A site with dynamic sizing up to full records.
+    expect(scheduleForSite([250, 1386, 1386, 4246, 16401])).to.include({
+      small: 1386,
+      medium: 4246,
+      large: 16401,
+    });
+    // Nothing beyond what a TLS 1.3 server can send.
+    expect(scheduleForSite([1386, 20000]).large).to.equal(16401);
   });
 
   it('keeps the bytes intact and in order', () => {
