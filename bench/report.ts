@@ -268,6 +268,22 @@ export function renderTable(json: BenchJson): string {
   );
   for (const b of body) lines.push(pad(b, widths).trimEnd());
   lines.push('');
+  const schedule = find(json, 'mtkube/bulk/ee');
+  const sixteen = find(json, 'mtkube/bulk-records-16k/ee');
+  if (schedule?.status === 'ok' && sixteen?.status === 'ok') {
+    lines.push(
+      `fake TLS bulk, record sizes: dynamic (default) ${fmt(schedule.figures.throughputMBps, 0)} MB/s, ` +
+        `${fmt(schedule.figures.cpuSecondsPerGb, 2)} CPU s/GB; TLS_RECORD_SIZES=off ` +
+        `${fmt(sixteen.figures.throughputMBps, 0)} MB/s, ${fmt(sixteen.figures.cpuSecondsPerGb, 2)} CPU s/GB`,
+    );
+  }
+  const paced = find(json, 'mtkube/bulk-record-timing/ee');
+  if (schedule?.status === 'ok' && paced?.status === 'ok') {
+    lines.push(
+      `fake TLS bulk, TLS_RECORD_TIMING=site (a site with 5 ms gaps): ${fmt(paced.figures.throughputMBps, 0)} MB/s, ` +
+        `${fmt(paced.figures.cpuSecondsPerGb, 2)} CPU s/GB, against ${fmt(schedule.figures.throughputMBps, 0)} MB/s with timing off`,
+    );
+  }
   const noRelay = find(json, 'no-relay/latency/secretless');
   if (noRelay?.status === 'ok') {
     lines.push(

@@ -2,6 +2,7 @@
 // Every system is started fresh for its group and stopped (by PID) before the next one starts.
 
 import { redisAvailable, startRedis } from '../test/support/redis-server.js';
+import { startTlsSite, type TlsSite } from '../test/support/tls-site.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
 import { measureIdle, measureLatency, measureWindow, newResult, type ScenarioResult } from './measure.js';
 import type { HandshakeSpec, IdleSpec, LatencySpec, StreamSpec } from './messages.js';
@@ -336,6 +337,71 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     onStartFailure: (message) => {
       const why = message.split('\n').slice(1).join(' ').trim().slice(0, 200);
       for (const f of tls) settleUnrun(f, 'skipped', `the proxy does not start with FAKE_TLS_DOMAIN: ${why}`);
+    },
+  });
+
+  // The same fake-TLS bulk load with records of up to 16 KB instead of the web-server-like schedule
+  // (README, Stealth): what the schedule costs, beside the default figure above.
+  const recordsOff: Fields[] = [
+    { id: 'mtkube/bulk-records-16k/ee', system: 'mtkube', kind: 'bulk', mode: 'ee', workers: 1, pinned },
+  ];
+  groups.push({
+    label: 'our proxy, fake TLS (ee), TLS_RECORD_SIZES=off, 1 worker',
+    ids: recordsOff.map((f) => f.id),
+    start: () =>
+      startMtkube({
+        build,
+        dcPort: dc.port,
+        workers: 1,
+        cpus: proxyCpus,
+        fakeTls: true,
+        extraEnv: { TLS_RECORD_SIZES: 'off' },
+      }),
+    run: async (sut) => {
+      for (const f of recordsOff) await scenario(f, (r) => measure(sut, 'bulk', 'ee', r));
+    },
+    onStartFailure: failing(recordsOff),
+  });
+
+  // And with TLS_RECORD_TIMING=site, following a local stand-in site whose page comes in records
+  // of 16 KB, 5 ms apart (the proxy measures it through masking, as it would measure the real
+  // site), so that the figure is the cost of the timing, not of smaller records.
+  const timing: Fields[] = [
+    { id: 'mtkube/bulk-record-timing/ee', system: 'mtkube', kind: 'bulk', mode: 'ee', workers: 1, pinned },
+  ];
+  let pacedSite: TlsSite | undefined;
+  groups.push({
+    label: 'our proxy, fake TLS (ee), TLS_RECORD_TIMING=site (5 ms gaps), 1 worker',
+    ids: timing.map((f) => f.id),
+    start: async () => {
+      pacedSite = await startTlsSite({
+        chains: { default: { key: 'ec', intermediates: 0 } },
+        page: { records: 12, size: 16384, gapMs: 5 },
+      });
+      return startMtkube({
+        build,
+        dcPort: dc.port,
+        workers: 1,
+        cpus: proxyCpus,
+        fakeTls: true,
+        extraEnv: {
+          MASK: 'on',
+          MASK_HOST: '127.0.0.1',
+          MASK_PORT: String(pacedSite.port),
+          TLS_RECORD_TIMING: 'site',
+        },
+      });
+    },
+    run: async (sut) => {
+      try {
+        for (const f of timing) await scenario(f, (r) => measure(sut, 'bulk', 'ee', r));
+      } finally {
+        await pacedSite?.stop();
+      }
+    },
+    onStartFailure: (message) => {
+      void pacedSite?.stop();
+      failing(timing)(message);
     },
   });
 

@@ -61,6 +61,10 @@ export type CrdSpec = {
       host?: string;
       port?: number;
     };
+    profile?: {
+      mode?: 'auto' | 'off';
+      refreshInterval?: string;
+    };
   };
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'auto';
   publicAddress?: {

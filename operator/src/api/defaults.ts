@@ -109,6 +109,7 @@ export interface ProxySettings {
     readonly domain: string | undefined;
     readonly unknownSNI: string | undefined;
     readonly mask: { readonly enabled: boolean | undefined; readonly host?: string; readonly port?: number };
+    readonly profile: { readonly mode: 'auto' | 'off'; readonly refreshIntervalSeconds: number | undefined };
   };
   readonly proxyProtocol: string;
   readonly publicAddress: {
@@ -280,6 +281,14 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
     spec.telegramConfig?.refreshInterval,
     problems,
   );
+  const profileRefresh = duration(
+    'spec.fakeTLS.profile.refreshInterval',
+    spec.fakeTLS?.profile?.refreshInterval,
+    problems,
+  );
+  if (profileRefresh !== undefined && (profileRefresh < 60 || profileRefresh > 7 * 86400)) {
+    problems.push('spec.fakeTLS.profile.refreshInterval: between 1m and 168h');
+  }
   const pdb = spec.podDisruptionBudget;
   const shared = spec.sharedState;
   if (shared?.managed && shared.redis?.urlSecretRef) {
@@ -354,6 +363,7 @@ export function resolveSpec(spec: MTProxySpec = {}, options: ResolveOptions): Pr
       domain,
       unknownSNI: spec.fakeTLS?.unknownSNI,
       mask: { ...spec.fakeTLS?.mask, enabled: spec.fakeTLS?.mask?.enabled },
+      profile: { mode: spec.fakeTLS?.profile?.mode ?? 'auto', refreshIntervalSeconds: profileRefresh },
     },
     proxyProtocol: spec.proxyProtocol ?? 'off',
     publicAddress: {

@@ -91,6 +91,8 @@ export interface MTProxySpec {
     domain?: string;
     unknownSNI?: 'mask' | 'drop' | 'accept';
     mask?: { enabled?: boolean; host?: string; port?: number };
+    /** The site profile each pod measures (FAKE_TLS_PROFILE, FAKE_TLS_PROFILE_REFRESH). */
+    profile?: { mode?: 'auto' | 'off'; refreshInterval?: string };
   };
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'auto';
   publicAddress?: { host?: string; port?: number; externalIP?: string; externalIPSource?: ExternalIPSource };
@@ -214,4 +216,5 @@ export const ConditionType = {
   UsersReady: 'UsersReady',
   /** spec.sharedState's store is there (or: quotas are counted per pod for want of one). */
   SharedStateReady: 'SharedStateReady',
+  FakeTLSProfile: 'FakeTLSProfile',
 } as const;

@@ -45,6 +45,7 @@ import {
 import {
   type ConditionInput,
   type DeploymentObservation,
+  fakeTlsProfileCondition,
   renderStatus,
   rolloutState,
   type UsersStatusInput,
@@ -304,6 +305,7 @@ export class Reconciler {
       adTag: this.#adTagCondition(s, tag, service.external, workload.deployment),
       adTagProblem: tag.ok ? undefined : { reason: tag.reason, message: tag.message },
       sharedState,
+      fakeTlsProfile: fakeTlsProfileCondition(s),
       deployment: workload.deployment,
       paused: s.paused,
       mode: s.effectiveMode,

@@ -13,6 +13,8 @@ const WRITTEN = [
   'DRAIN_TIMEOUT',
   'EXTERNAL_IP',
   'FAKE_TLS_DOMAIN',
+  'FAKE_TLS_PROFILE',
+  'FAKE_TLS_PROFILE_REFRESH',
   'HANDSHAKE_TIMEOUT',
   'IDLE_TIMEOUT',
   'INTERNAL_IP',
@@ -165,6 +167,10 @@ export function renderEnv(settings: ProxySettings, inputs: EnvInputs): EnvVar[] 
   if (settings.fakeTLS.mask.enabled !== undefined) set(E.MASK, onOff(settings.fakeTLS.mask.enabled));
   set(E.MASK_HOST, settings.fakeTLS.mask.host);
   set(E.MASK_PORT, settings.fakeTLS.mask.port);
+  if (settings.fakeTLS.domain) {
+    set(E.FAKE_TLS_PROFILE, settings.fakeTLS.profile.mode);
+    set(E.FAKE_TLS_PROFILE_REFRESH, settings.fakeTLS.profile.refreshIntervalSeconds);
+  }
   set(E.PROXY_PROTOCOL, settings.proxyProtocol);
 
   set(E.STATS_PORT, DEFAULTS.statsPort);

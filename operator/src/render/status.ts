@@ -77,6 +77,8 @@ export interface StatusInputs {
   readonly adTagProblem?: { readonly reason: string; readonly message: string } | undefined;
   /** undefined when there is no store and nothing asks for one (the condition then does not apply). */
   readonly sharedState?: ConditionInput | undefined;
+  /** undefined without fake TLS (the condition then does not apply); see fakeTlsProfileCondition. */
+  readonly fakeTlsProfile?: ConditionInput | undefined;
   readonly deployment: DeploymentObservation | undefined;
   readonly paused: boolean;
   readonly mode: 'direct' | 'middle' | undefined;
@@ -235,6 +237,7 @@ function observedStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
   if (inputs.adTag) wanted.push([ConditionType.AdTagActive, inputs.adTag]);
   if (inputs.users) wanted.push([ConditionType.UsersReady, inputs.users]);
   if (inputs.sharedState) wanted.push([ConditionType.SharedStateReady, inputs.sharedState]);
+  if (inputs.fakeTlsProfile) wanted.push([ConditionType.FakeTLSProfile, inputs.fakeTlsProfile]);
   const st = inputs.deployment?.status ?? {};
   const status: MTProxyStatus = {
     observedGeneration: generation,
@@ -263,4 +266,47 @@ function observedStatus(mtp: MTProxy, inputs: StatusInputs): MTProxyStatus {
     if (v !== undefined) (status as Record<string, unknown>)[k] = v;
   }
   return status;
+}
+
+/**
+ * The FakeTLSProfile condition: how the pods shape their fake-TLS answers. Each pod measures the
+ * site itself (from its own egress, the path a censor compares with; no API rights needed; no
+ * single measuring point to fail), so this condition says what the pods were told to do and where
+ * the measured state is: each pod's /stats (tls_profile_*) and /metrics
+ * (mtproxy_fake_tls_profile_age_seconds). undefined without fake TLS.
+ */
+export function fakeTlsProfileCondition(settings: {
+  readonly modes: readonly string[];
+  readonly fakeTLS: {
+    readonly domain: string | undefined;
+    readonly mask: { readonly enabled: boolean | undefined; readonly host?: string; readonly port?: number };
+    readonly profile: { readonly mode: 'auto' | 'off'; readonly refreshIntervalSeconds: number | undefined };
+  };
+}): ConditionInput | undefined {
+  const f = settings.fakeTLS;
+  if (!f.domain || !settings.modes.includes('tls')) return undefined;
+  if (f.profile.mode === 'off') {
+    return {
+      status: 'False',
+      reason: 'ProfileOff',
+      message: 'spec.fakeTLS.profile.mode is off: answers use the fallback shape (README, Stealth)',
+    };
+  }
+  if (f.mask.enabled === false) {
+    return {
+      status: 'False',
+      reason: 'MaskingOff',
+      message:
+        'the site profile is measured at the mask target; with masking off answers use the fallback shape',
+    };
+  }
+  const target = `${f.mask.host ?? f.domain}:${f.mask.port ?? 443}`;
+  const hours = (f.profile.refreshIntervalSeconds ?? 21600) / 3600;
+  return {
+    status: 'True',
+    reason: 'MeasuredByEachPod',
+    message:
+      `each pod measures ${target} (SNI ${f.domain}) at start and every ${hours} h and answers with its shape; ` +
+      'per-pod source and age: /stats tls_profile_*, /metrics mtproxy_fake_tls_profile_age_seconds',
+  };
 }

@@ -72,6 +72,10 @@ export interface Config {
   readonly modes: ReadonlySet<ClientMode>;
   readonly unknownSni: UnknownSniAction;
   readonly tlsClockSkewSeconds: number;
+  readonly fakeTlsProfile: 'auto' | 'off';
+  readonly fakeTlsProfileRefreshMs: number;
+  readonly tlsRecordSizes: 'dynamic' | 'off';
+  readonly tlsRecordTiming: 'site' | 'off';
   /** Undefined when MASK=off, or when there is neither FAKE_TLS_DOMAIN nor MASK_HOST. */
   readonly mask: MaskSettings | undefined;
   readonly replayWindowMs: number;
@@ -443,6 +447,21 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     modes: parseModes('MODES', get('MODES'), fakeTlsDomains.length > 0),
     unknownSni: parseChoice('UNKNOWN_SNI', get('UNKNOWN_SNI') ?? 'mask', ['mask', 'drop', 'accept'] as const),
     tlsClockSkewSeconds,
+    fakeTlsProfile: parseChoice('FAKE_TLS_PROFILE', get('FAKE_TLS_PROFILE') ?? 'auto', [
+      'auto',
+      'off',
+    ] as const),
+    fakeTlsProfileRefreshMs:
+      parseInteger('FAKE_TLS_PROFILE_REFRESH', get('FAKE_TLS_PROFILE_REFRESH') ?? '21600', 60, 7 * 86400) *
+      1000,
+    tlsRecordTiming: parseChoice('TLS_RECORD_TIMING', get('TLS_RECORD_TIMING') ?? 'off', [
+      'site',
+      'off',
+    ] as const),
+    tlsRecordSizes: parseChoice('TLS_RECORD_SIZES', get('TLS_RECORD_SIZES') ?? 'dynamic', [
+      'dynamic',
+      'off',
+    ] as const),
     mask: parseMask(get, fakeTlsDomains),
     replayWindowMs: replayWindowSeconds * 1000,
     replayCacheSize: parseInteger(

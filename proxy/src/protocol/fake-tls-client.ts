@@ -64,6 +64,25 @@ function extension(type: number, body: Buffer): Buffer {
   return Buffer.concat([u16(type), vec16(body)]);
 }
 
+/**
+ * An ML-KEM-768 encapsulation key that servers accept: 768 coefficients below q = 3329, packed
+ * 12 bits each, then 32 random bytes (rho), as tdlib makes it (`MlKem768Key`). Random bytes would
+ * hold coefficients >= q, which a server that speaks X25519MLKEM768 refuses with an alert.
+ */
+function mlKemKey(random: RandomSource): Buffer {
+  const out = Buffer.alloc(1184);
+  const r = random(384 * 4);
+  for (let i = 0; i < 384; i++) {
+    const a = r.readUInt16LE(i * 4) % 3329;
+    const b = r.readUInt16LE(i * 4 + 2) % 3329;
+    out[i * 3] = a & 0xff;
+    out[i * 3 + 1] = (a >> 8) | ((b & 0x0f) << 4);
+    out[i * 3 + 2] = b >> 4;
+  }
+  random(32).copy(out, 1152);
+  return out;
+}
+
 /** Four distinct GREASE values (0x?a?a), as browsers draw them. */
 function greaseValues(random: RandomSource): number[] {
   const bytes = random(4);
@@ -80,7 +99,8 @@ function helloExtensions(params: ClientHelloParams, grease: number[]): Buffer[] 
   const modern = params.shape === 'modern';
   const [gExtFirst, gGroup, gVersion, gExtLast] = grease as [number, number, number, number];
   const keyShares = [u16(gGroup), vec16(Buffer.from([0]))];
-  if (modern) keyShares.push(u16(X25519MLKEM768), vec16(params.random(1216)));
+  if (modern)
+    keyShares.push(u16(X25519MLKEM768), vec16(Buffer.concat([mlKemKey(params.random), params.random(32)])));
   keyShares.push(u16(X25519), vec16(params.random(32)));
   const groups = modern ? [gGroup, X25519MLKEM768, X25519, 0x0017, 0x0018] : [gGroup, X25519, 0x0017, 0x0018];
   const exts = [extension(gExtFirst, Buffer.alloc(0))];

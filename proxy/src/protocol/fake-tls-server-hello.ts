@@ -23,9 +23,16 @@ const KEY_SHARE_PREFIX = Buffer.from([0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 
 const SUPPORTED_VERSIONS = Buffer.from([0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]);
 const EXTENSIONS_LEN = KEY_SHARE_PREFIX.length + X25519_KEY_LEN + SUPPORTED_VERSIONS.length;
 
+const EMPTY_KEY = Buffer.alloc(0);
+
 /** Default fake certificate flight size: 2500..4699 bytes, the range mtg uses when it cannot measure. */
 export const DEFAULT_PAYLOAD_MIN = 2500;
 export const DEFAULT_PAYLOAD_SPAN = 2200;
+
+export interface HelloExtension {
+  readonly type: number;
+  readonly data: Buffer;
+}
 
 export interface ServerHelloParams {
   /** The 32 bytes of the ClientHello random as received (AcceptedHello.clientRandom). */
@@ -38,6 +45,11 @@ export interface ServerHelloParams {
   readonly cipherSuite?: number;
   /** A 32-byte x25519 public key; a fresh one from x25519KeyShare() when omitted. */
   readonly keyShare?: Buffer;
+  /**
+   * The ServerHello's extensions in order, bodies included (a site profile's layout, see
+   * fake-tls/answer-shape.ts); key_share (x25519, `keyShare`) then supported_versions when omitted.
+   */
+  readonly extensions?: readonly HelloExtension[];
   /** Size of the noise record, 1..16384; randomPayloadLength(random) when omitted. */
   readonly payloadLength?: number;
   /** Source of the noise (and of the payload length when not given). */
@@ -64,15 +76,20 @@ export function randomPayloadLength(random: RandomSource): number {
  */
 export function buildServerHello(params: ServerHelloParams): Buffer {
   const { clientRandom, sessionId, secret, random } = params;
-  const keyShare = params.keyShare ?? x25519KeyShare();
+  const keyShare = params.keyShare ?? (params.extensions === undefined ? x25519KeyShare() : EMPTY_KEY);
   const payloadLength = params.payloadLength ?? randomPayloadLength(random);
-  if (keyShare.length !== X25519_KEY_LEN) throw new RangeError('key share must be 32 bytes');
+  if (params.extensions === undefined && keyShare.length !== X25519_KEY_LEN)
+    throw new RangeError('key share must be 32 bytes');
   if (sessionId.length > 32) throw new RangeError('session id must be at most 32 bytes');
   if (!(Number.isInteger(payloadLength) && payloadLength >= 1 && payloadLength <= MAX_RECORD_PAYLOAD)) {
     throw new RangeError(`payload length must be 1..${MAX_RECORD_PAYLOAD}, got ${payloadLength}`);
   }
 
-  const helloBodyLen = 2 + SERVER_RANDOM_LEN + 1 + sessionId.length + 2 + 1 + 2 + EXTENSIONS_LEN;
+  const extensions = params.extensions;
+  const extensionsLen =
+    extensions === undefined ? EXTENSIONS_LEN : extensions.reduce((n, e) => n + 4 + e.data.length, 0);
+  if (extensionsLen > 0xffff - 128) throw new RangeError('ServerHello extensions too long');
+  const helloBodyLen = 2 + SERVER_RANDOM_LEN + 1 + sessionId.length + 2 + 1 + 2 + extensionsLen;
   const helloRecordLen = 4 + helloBodyLen;
   const total =
     RECORD_HEADER_LEN + helloRecordLen + CHANGE_CIPHER_SPEC.length + RECORD_HEADER_LEN + payloadLength;
@@ -89,10 +106,18 @@ export function buildServerHello(params: ServerHelloParams): Buffer {
   p += sessionId.copy(out, p);
   p = out.writeUInt16BE(params.cipherSuite ?? 0x1301, p);
   p = out.writeUInt8(0, p); // compression: null
-  p = out.writeUInt16BE(EXTENSIONS_LEN, p);
-  p += KEY_SHARE_PREFIX.copy(out, p);
-  p += keyShare.copy(out, p);
-  p += SUPPORTED_VERSIONS.copy(out, p);
+  p = out.writeUInt16BE(extensionsLen, p);
+  if (extensions === undefined) {
+    p += KEY_SHARE_PREFIX.copy(out, p);
+    p += keyShare.copy(out, p);
+    p += SUPPORTED_VERSIONS.copy(out, p);
+  } else {
+    for (const e of extensions) {
+      p = out.writeUInt16BE(e.type, p);
+      p = out.writeUInt16BE(e.data.length, p);
+      p += e.data.copy(out, p);
+    }
+  }
   p += CHANGE_CIPHER_SPEC.copy(out, p);
   p = out.writeUInt8(RECORD_APPLICATION_DATA, p);
   p = out.writeUInt16BE(0x0303, p);

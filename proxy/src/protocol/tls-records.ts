@@ -113,16 +113,26 @@ export function wrapRecords(data: Buffer, maxPayload: number = MAX_RECORD_PAYLOA
     throw new RangeError(`record payload limit must be 1..${MAX_RECORD_PAYLOAD}, got ${maxPayload}`);
   }
   const records = Math.ceil(data.length / maxPayload);
-  const out = Buffer.allocUnsafe(data.length + records * RECORD_HEADER_LEN);
+  return frameRecords(data, records, (i) => Math.min(maxPayload, data.length - i * maxPayload));
+}
+
+/**
+ * `count` application-data records carrying `data` in order, record i holding `size(i)` bytes
+ * (the sizes must add up to data.length), in one buffer.
+ */
+export function frameRecords(data: Buffer, count: number, size: (i: number) => number): Buffer {
+  const out = Buffer.allocUnsafe(data.length + count * RECORD_HEADER_LEN);
   let at = 0;
-  for (let from = 0; from < data.length; from += maxPayload) {
-    const n = Math.min(maxPayload, data.length - from);
+  let from = 0;
+  for (let i = 0; i < count; i++) {
+    const n = size(i);
     out[at] = RECORD_APPLICATION_DATA;
     out[at + 1] = 0x03;
     out[at + 2] = 0x03;
     out.writeUInt16BE(n, at + 3);
     data.copy(out, at + RECORD_HEADER_LEN, from, from + n);
     at += RECORD_HEADER_LEN + n;
+    from += n;
   }
   return out;
 }

@@ -4,6 +4,7 @@
 // A connection that fails before we answered anything is masked (relayed to the mask host) or,
 // without a mask host, held and closed after a random delay; after our ServerHello it can only be
 // held. Nothing the client sends can make this code throw.
+
 import type { Socket } from 'node:net';
 import type {
   HandshakeThrottle,
@@ -11,6 +12,9 @@ import type {
   UnidentifiedHandshakes,
 } from '../admission/handshake-throttle.js';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../config/config.js';
+import { RecordPacer } from '../fake-tls/record-pacer.js';
+import { RecordSchedule, scheduleForSite } from '../fake-tls/record-schedule.js';
+import { answerLayout, type HelloKind, helloKind, type SiteProfile } from '../fake-tls/site-profile.js';
 import { ProtocolError } from '../protocol/errors.js';
 import {
   type AcceptedHello,
@@ -63,6 +67,15 @@ export interface FakeTlsPolicy {
   readonly window: ClockWindow;
   /** Our clock in Unix seconds. */
   readonly now: () => number;
+  /**
+   * The measured shape of the site an SNI names (fake-tls/site-profile.ts); undefined, or
+   * returning undefined, gives the fallback answer.
+   */
+  readonly profile?: (sni: string | undefined) => SiteProfile | undefined;
+  /** 'dynamic' (default): records after the handshake sized like a web server's; 'off': up to 16 KB. */
+  readonly recordSizes?: 'dynamic' | 'off';
+  /** 'site': records leave in bursts spaced like the site's measured answer; 'off' (default). */
+  readonly recordTiming?: 'site' | 'off';
 }
 
 /** Relays a failed connection to the mask host (server/mask.ts). */
@@ -158,7 +171,9 @@ class ClientSession {
   /** Re-examine the bytes once this many have arrived. */
   #need = 1;
   #reading = false;
-  #tls: { reader: TlsRecordReader; secret: Buffer; secretIndex: number; user: string } | undefined;
+  #tls:
+    | { reader: TlsRecordReader; secret: Buffer; secretIndex: number; user: string; sni: string | undefined }
+    | undefined;
   #inner: Buffer[] = [];
   #innerBytes = 0;
   #established = false;
@@ -401,24 +416,36 @@ class ClientSession {
     }
     const secret = table.secrets[verdict.secretIndex]!;
     const user = table.names[verdict.secretIndex]!;
-    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, secret, user, rest));
+    const kind = helloKind(hello);
+    this.#checkReplay(verdict.replayKey, () => this.#answerHello(verdict, kind, secret, user, rest));
   }
 
-  #answerHello(hello: AcceptedHello, secret: Buffer, user: string, rest: Buffer): void {
+  #answerHello(hello: AcceptedHello, kind: HelloKind, secret: Buffer, user: string, rest: Buffer): void {
+    const random = this.#deps.random;
+    // The site's layout and flight size (or the fallback); always one write, as the apps need.
+    const layout = answerLayout(this.#deps.fakeTls!.profile?.(hello.sni), kind, hello.cipherSuite, random);
     this.#client.write(
       buildServerHello({
         clientRandom: hello.clientRandom,
         sessionId: hello.sessionId,
         secret,
-        cipherSuite: hello.cipherSuite,
-        random: this.#deps.random,
+        cipherSuite: layout.cipherSuite,
+        extensions: layout.extensions,
+        payloadLength: layout.payloadLength,
+        random,
       }),
     );
     // From here on the client has seen a proxy's answer: no more masking, and nothing to replay.
     this.#stage = 'tls-inner';
     this.#chunks = [];
     this.#bytes = 0;
-    this.#tls = { reader: new TlsRecordReader(), secret, secretIndex: hello.secretIndex, user };
+    this.#tls = {
+      reader: new TlsRecordReader(),
+      secret,
+      secretIndex: hello.secretIndex,
+      user,
+      sni: hello.sni,
+    };
     if (rest.length > 0) this.#feedInner(rest);
     if (this.#stage === 'tls-inner') this.#read(true);
   }
@@ -436,6 +463,16 @@ class ClientSession {
     this.#inner.push(data);
     this.#innerBytes += data.length;
     if (this.#innerBytes >= HEADER_LEN) this.#onInnerHeader();
+  }
+
+  /** TLS_RECORD_TIMING=site with a site whose measured answer had gaps to follow. */
+  #pacer(sni: string | undefined): RecordPacer | undefined {
+    const policy = this.#deps.fakeTls;
+    if (policy?.recordTiming !== 'site') return undefined;
+    const gaps = policy.profile?.(sni)?.response?.gapsMs;
+    if (gaps === undefined) return undefined;
+    const pacer = new RecordPacer(this.#client, gaps, this.#deps.random);
+    return pacer.active ? pacer : undefined;
   }
 
   #onInnerHeader(): void {
@@ -457,6 +494,15 @@ class ClientSession {
       return;
     }
     const reader = tls.reader;
+    const schedule =
+      deps.fakeTls?.recordSizes === 'off'
+        ? undefined
+        : new RecordSchedule(scheduleForSite(deps.fakeTls?.profile?.(tls.sni)?.response?.records));
+    const pacer = this.#pacer(tls.sni);
+    const frame =
+      schedule === undefined
+        ? (chunk: Buffer) => wrapRecords(chunk)
+        : (chunk: Buffer) => schedule.wrap(chunk);
     // The inner header is checked too: a fresh hello carrying a recorded session's header is a replay.
     this.#checkReplay(parsed.replayKey, () =>
       this.#accept(
@@ -464,7 +510,12 @@ class ClientSession {
         tls.user,
         'tls',
         (chunk) => reader.push(chunk),
-        (chunk) => wrapRecords(chunk),
+        pacer === undefined
+          ? frame
+          : (chunk) => {
+              pacer.beforeWrite();
+              return frame(chunk);
+            },
         view.subarray(HEADER_LEN),
       ),
     );

@@ -8,6 +8,7 @@ import type {
   ProxyProtocolSetting,
   UnknownSniAction,
 } from '../config/config.js';
+import type { SiteProfile } from '../fake-tls/site-profile.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
 import type { WireProxyConfig } from '../upstream/telegram-config.js';
 import type { ReplayAnswer, ReplayRequest } from './shared-replay.js';
@@ -38,6 +39,10 @@ export interface WorkerSettings {
   readonly fakeTlsDomains: readonly string[];
   readonly unknownSni: UnknownSniAction;
   readonly tlsClockSkewSeconds: number;
+  /** One per fake-TLS domain; the primary sends changes as 'tls-profiles' messages. */
+  readonly tlsProfiles: readonly SiteProfile[];
+  readonly tlsRecordSizes: 'dynamic' | 'off';
+  readonly tlsRecordTiming: 'site' | 'off';
   /** Undefined: failed connections are held and closed, not masked. */
   readonly mask: MaskSettings | undefined;
   /** Addresses and ports that reach this proxy, beyond the interfaces' own (mask loop check). */
@@ -56,6 +61,7 @@ export type PrimaryMessage =
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'users'; readonly users: readonly WireUser[]; readonly revoke: readonly string[] }
   | { readonly type: 'middle-config'; readonly secretHex: string; readonly config: WireProxyConfig }
+  | { readonly type: 'tls-profiles'; readonly profiles: readonly SiteProfile[] }
   | ReplayAnswer
   | AdmitAnswer;
 
@@ -74,6 +80,7 @@ export function workerSettings(
     readonly mask: MaskSettings | undefined;
     readonly selfAddresses: readonly string[];
     readonly middle: MiddleSettings | undefined;
+    readonly tlsProfiles?: readonly SiteProfile[];
   },
 ): WorkerSettings {
   return {
@@ -92,6 +99,9 @@ export function workerSettings(
     fakeTlsDomains: config.fakeTlsDomains,
     unknownSni: config.unknownSni,
     tlsClockSkewSeconds: config.tlsClockSkewSeconds,
+    tlsProfiles: extra.tlsProfiles ?? [],
+    tlsRecordSizes: config.tlsRecordSizes,
+    tlsRecordTiming: config.tlsRecordTiming,
     mask: extra.mask,
     selfAddresses: extra.selfAddresses,
     selfPorts: selfPorts(config),

@@ -2,6 +2,7 @@
 // forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
+import type { SiteProfile } from '../fake-tls/site-profile.js';
 import type { UserRefusal } from '../relay/events.js';
 import type { StoreReplay } from '../state/store-replay.js';
 import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
@@ -46,6 +47,8 @@ export interface PrimaryHandle {
   readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
   /** The replay cache's size, capacity, oldest entry and refusals. */
   readonly replayFigures: () => ReplayFigures;
+  /** Sends new fake-TLS site profiles to every worker (and to workers started later). */
+  readonly broadcastTlsProfiles: (profiles: readonly SiteProfile[]) => void;
 }
 
 export function runPrimary(
@@ -204,6 +207,10 @@ export function runPrimary(
       if (settings.middle === undefined) return;
       settings = { ...settings, middle: { ...settings.middle, secretHex, config: wireConfig } };
       for (const worker of live) send(worker, { type: 'middle-config', secretHex, config: wireConfig });
+    },
+    broadcastTlsProfiles: (profiles) => {
+      settings = { ...settings, tlsProfiles: profiles };
+      for (const worker of live) send(worker, { type: 'tls-profiles', profiles });
     },
     broadcastUsers: (wire, revoke) => {
       settings = { ...settings, users: wire };

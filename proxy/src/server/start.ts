@@ -4,6 +4,8 @@ import { ConfigError } from '../config/errors.js';
 import { detectExternalIp, detectInternalIp, isPrivateAddress } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
+import { SiteProfiles } from '../fake-tls/profile-service.js';
+import type { SiteProfile } from '../fake-tls/site-profile.js';
 import { fitConnections, softDescriptorLimit } from '../process/fd-limit.js';
 import { installLastResort, lastResort } from '../process/last-resort.js';
 import { StateStore } from '../state/state-store.js';
@@ -71,6 +73,7 @@ export async function startProxy(
 
   const selfAddresses = [...new Set([internalIp, externalIp].filter((a): a is string => a !== undefined))];
   const mask = await settleMask(config, selfAddresses, log);
+  const profiles = await startSiteProfiles(config, mask, log, (list) => primary?.broadcastTlsProfiles(list));
   log.info('client modes', {
     modes: [...config.modes].join(','),
     fakeTlsDomains: config.fakeTlsDomains.join(',') || 'none',
@@ -137,7 +140,12 @@ export async function startProxy(
   primary = runPrimary(
     config,
     {
-      ...workerSettings(config, users.wire(), { mask, selfAddresses, middle: middleSettings }),
+      ...workerSettings(config, users.wire(), {
+        mask,
+        selfAddresses,
+        middle: middleSettings,
+        tlsProfiles: profiles?.list(),
+      }),
       maxConnections: budget.maxConnections,
     },
     users,
@@ -154,6 +162,7 @@ export async function startProxy(
         .shutdown(signal)
         .then(() => {
           middle?.stop();
+          profiles?.stop();
           return Promise.all([users.stop(), replay.stop()]).then(() => store?.close());
         })
         .then(() => process.exit(0));
@@ -161,7 +170,7 @@ export async function startProxy(
   }
   try {
     await running.ready;
-    await startTelemetry(config, users, middle, running, log, store);
+    await startTelemetry(config, users, middle, running, log, store, profiles);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
@@ -201,6 +210,36 @@ async function settleMask(
     detail: check.detail,
   });
   return mask;
+}
+
+/**
+ * Fake-TLS site profiles (FAKE_TLS_PROFILE): measured at the mask target, the server a prober
+ * that replays a hello reaches. Without masking nothing is measured (the target would be the real
+ * domain, which a proxy behind MASK=off has chosen not to contact) and the fallback shape is used.
+ */
+async function startSiteProfiles(
+  config: Config,
+  mask: MaskSettings | undefined,
+  log: Logger,
+  onChange: (profiles: readonly SiteProfile[]) => void,
+): Promise<SiteProfiles | undefined> {
+  if (config.fakeTlsDomains.length === 0 || !config.modes.has('tls')) return undefined;
+  const measure = config.fakeTlsProfile === 'auto' && mask !== undefined;
+  if (config.fakeTlsProfile === 'auto' && mask === undefined) {
+    log.warn(
+      'FAKE_TLS_PROFILE=auto needs masking (a mask target to measure); answering with the fallback shape',
+    );
+  }
+  return SiteProfiles.start({
+    domains: config.fakeTlsDomains,
+    target: () => ({ host: mask?.host ?? '', port: mask?.port ?? 443 }),
+    dataDir: config.dataDir,
+    mode: measure ? 'auto' : 'off',
+    refreshMs: config.fakeTlsProfileRefreshMs,
+    samplesPerKind: 2,
+    log,
+    onChange,
+  });
 }
 
 async function settleSecrets(config: Config, log: Logger): Promise<readonly Buffer[]> {

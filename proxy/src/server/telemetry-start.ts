@@ -1,6 +1,7 @@
 // The primary's telemetry endpoints: the official /stats page and Prometheus /metrics with the
 // probes, both fed from the counters every worker reports and from the primary's own state.
 import type { Config } from '../config/config.js';
+import type { SiteProfiles } from '../fake-tls/profile-service.js';
 import type { StateStore } from '../state/state-store.js';
 import {
   allowList,
@@ -10,7 +11,7 @@ import {
 } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
-import { formatOfficialStats, type UserStatsRow } from '../telemetry/official-stats.js';
+import { formatOfficialStats, type TlsProfileRow, type UserStatsRow } from '../telemetry/official-stats.js';
 import { VERSION_STRING } from '../version.js';
 import type { MiddleConfig } from './middle-config.js';
 import type { PrimaryHandle } from './primary.js';
@@ -23,7 +24,22 @@ export async function startTelemetry(
   primary: PrimaryHandle,
   log: Logger,
   store?: StateStore,
+  profiles?: SiteProfiles,
 ): Promise<void> {
+  const tlsProfiles = (): TlsProfileRow[] =>
+    (profiles?.list() ?? []).map((p) => {
+      const shape = p.shapes.modern ?? p.shapes.classic;
+      return {
+        domain: p.domain,
+        source: p.source,
+        ageSeconds: p.measuredAt === undefined ? -1 : Math.floor((Date.now() - p.measuredAt) / 1000),
+        flightBytes: shape === undefined ? 'fallback' : `${shape.flightBytes.min}-${shape.flightBytes.max}`,
+        siteLayout:
+          shape === undefined
+            ? '-'
+            : `records=${shape.records.min === shape.records.max ? shape.records.min : `${shape.records.min}-${shape.records.max}`} ccs=${shape.ccs}`,
+      };
+    });
   const startTime = Math.floor(Date.now() / 1000);
   const mode = middle ? ('middle' as const) : ('direct' as const);
   let httpQueries = 0;
@@ -54,6 +70,7 @@ export async function startTelemetry(
           users: config.userMetrics ? userFigures(users, primary) : undefined,
           targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
           httpQueries,
+          tlsProfiles: tlsProfiles(),
           generateSeconds: (performance.now() - began) / 1000,
         });
       },
@@ -75,6 +92,11 @@ export async function startTelemetry(
       masked: primary.totals().masked,
       replay: primary.replayFigures(),
       store: store?.figures(),
+      tlsProfiles: tlsProfiles(),
+      tlsProfileMeasurements: profiles && {
+        ok: profiles.measurements - profiles.failures,
+        failed: profiles.failures,
+      },
     }));
     await startMetricsEndpoint({
       port: config.metricsPort,

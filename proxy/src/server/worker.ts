@@ -7,6 +7,7 @@ import {
   UnidentifiedHandshakes,
 } from '../admission/handshake-throttle.js';
 import type { ClientMode } from '../config/config.js';
+import type { SiteProfile } from '../fake-tls/site-profile.js';
 import { BacklogBudget } from '../middle/backlog-budget.js';
 import { installLastResort, lastResort } from '../process/last-resort.js';
 import { DEFAULT_CLOCK_WINDOW } from '../protocol/fake-tls.js';
@@ -43,10 +44,25 @@ interface RunningWorker {
   readonly gate: UserGate;
 }
 
+/** The site profiles in force, by domain; replaced whole by the primary's 'tls-profiles'. */
+let tlsProfiles = new Map<string, SiteProfile>();
+
+function setTlsProfiles(profiles: readonly SiteProfile[]): void {
+  tlsProfiles = new Map(profiles.map((p) => [p.domain, p]));
+}
+
 function fakeTlsPolicy(settings: WorkerSettings): FakeTlsPolicy | undefined {
   if (!settings.modes.includes('tls')) return undefined;
   const skew = settings.tlsClockSkewSeconds;
+  setTlsProfiles(settings.tlsProfiles);
+  const first = settings.fakeTlsDomains[0];
   return {
+    // No SNI (some apps send none) or one accepted by UNKNOWN_SNI=accept: the first domain's shape.
+    profile: (sni) =>
+      (sni === undefined ? undefined : tlsProfiles.get(sni)) ??
+      (first === undefined ? undefined : tlsProfiles.get(first)),
+    recordSizes: settings.tlsRecordSizes,
+    recordTiming: settings.tlsRecordTiming,
     domains: settings.fakeTlsDomains,
     unknownSni: settings.unknownSni,
     window: { ...DEFAULT_CLOCK_WINDOW, maxAgeSeconds: skew, maxAheadSeconds: skew },
@@ -240,6 +256,9 @@ export function runWorker(): void {
         // New clients go to the new targets; clients already bound keep their connection.
         running?.pool?.applySecret(Buffer.from(msg.secretHex, 'hex'));
         running?.pool?.applyConfig(configFromWire(msg.config));
+        return;
+      case 'tls-profiles':
+        setTlsProfiles(msg.profiles);
         return;
       case 'admit-answer':
         running?.users.answer(msg);

@@ -16,6 +16,14 @@ export interface MetricsModel {
   readonly configRefreshes: Readonly<Record<string, number>>;
   readonly configAgeSeconds: number | undefined;
   readonly masked: number;
+  /** Fake-TLS site profiles: domain, source, age (-1: never measured). */
+  readonly tlsProfiles?: readonly {
+    readonly domain: string;
+    readonly source: string;
+    readonly ageSeconds: number;
+  }[];
+  /** Site measurements by result. */
+  readonly tlsProfileMeasurements?: { readonly ok: number; readonly failed: number };
   /** Middle mode: distinct targets declared in the config and ready in any worker. */
   readonly targets: { readonly declared: number; readonly ready: number } | undefined;
   /** The primary's replay cache (server/replay-cache.ts). */
@@ -337,6 +345,28 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
     const age = m().configAgeSeconds;
     return age === undefined ? [] : [[{}, age]];
   });
+  gauge(
+    registry,
+    'mtproxy_fake_tls_profile_age_seconds',
+    'Age of the site profile our fake-TLS answers follow, by domain and source (measured, cache, fallback; -1: never measured).',
+    ['domain', 'source'],
+    () => (m().tlsProfiles ?? []).map((p) => [{ domain: p.domain, source: p.source }, p.ageSeconds]),
+  );
+  totalCounter(
+    registry,
+    'mtproxy_fake_tls_profile_measurements_total',
+    'Measurements of the fake-TLS sites, by result.',
+    ['result'],
+    () => {
+      const n = m().tlsProfileMeasurements;
+      return n === undefined
+        ? []
+        : [
+            [{ result: 'ok' }, n.ok],
+            [{ result: 'failed' }, n.failed],
+          ];
+    },
+  );
   // Per-user series carry the user's name (secret1, ... or a users-file name), never a secret;
   // USER_METRICS=off leaves them out for operators who must not record who uses the proxy.
   const users = (): [string, UserCounters][] => (m().perUserMetrics ? Object.entries(t().perUser) : []);

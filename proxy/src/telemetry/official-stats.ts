@@ -57,6 +57,24 @@ export interface StatsModel {
   readonly targets?: { readonly declared: number; readonly ready: number } | undefined;
   /** Per-user figures, or undefined to leave the section out (USER_METRICS=off). */
   readonly users?: readonly UserStatsRow[] | undefined;
+  /** Fake-TLS site profiles, one per domain (fake-tls/profile-service.ts); none without fake TLS. */
+  readonly tlsProfiles?: readonly TlsProfileRow[] | undefined;
+}
+
+/** One domain's site profile in the `fake_tls_profiles` section (our addition). */
+export interface TlsProfileRow {
+  readonly domain: string;
+  /** measured, cache or fallback. */
+  readonly source: string;
+  /** Seconds since the shape was measured; -1 for the fallback. */
+  readonly ageSeconds: number;
+  /** Our answer's wire range for the first flight, `min-max` bytes, or `fallback`. */
+  readonly flightBytes: string;
+  /**
+   * What the site does that the apps forbid us to copy: its encrypted records per flight and where
+   * its ChangeCipherSpec came (`records=4 ccs=with-hello`); `-` for the fallback.
+   */
+  readonly siteLayout: string;
 }
 
 type Line = readonly [string, string | number];
@@ -233,6 +251,17 @@ export function formatOfficialStats(m: StatsModel): string {
             [`user_unique_ips:${u.name}`, u.uniqueIps],
             [`user_quota_used_bytes:${u.name}`, u.quotaUsed],
             [`user_refused_total:${u.name}`, u.refused],
+          ]),
+        )),
+    ...(m.tlsProfiles === undefined || m.tlsProfiles.length === 0
+      ? []
+      : section(
+          'fake_tls_profiles',
+          m.tlsProfiles.flatMap((p): Line[] => [
+            [`tls_profile_source:${p.domain}`, p.source],
+            [`tls_profile_age_seconds:${p.domain}`, p.ageSeconds],
+            [`tls_profile_flight_bytes:${p.domain}`, p.flightBytes],
+            [`tls_profile_site_layout:${p.domain}`, p.siteLayout],
           ]),
         )),
     ['stats_generate_time', m.generateSeconds.toFixed(6)],
