@@ -10,10 +10,12 @@
 //   npm run bench -- --cli FILE   run this proxy build (e.g. dist/proxy/src/cli.js) instead
 //   npm run bench -- --only P,Q   only the scenarios whose id starts with P or Q (e.g. mtkube/bulk)
 //   npm run bench -- --profile    CPU profiles of the proxy under bulk and handshake load instead
-//   BENCH_PEER_PROXY='cmd'        also measure a peer proxy (see bench/systems.ts startPeer)
+//   npm run bench -- --peer 'NAME:KIND=CMD'  also measure a peer proxy, KIND direct, middle or tls
+//                                 (repeatable; or BENCH_PEERS, one per line; see bench/peers.ts)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { collectPeers } from './peers.js';
 import { killAllLaunched, processAccount } from './processes.js';
 import { runProfiles } from './profile.js';
 import { type BenchJson, machineInfo, renderTable, TARGETS } from './report.js';
@@ -28,6 +30,7 @@ interface Args {
   readonly out: string | undefined;
   readonly cli: string | undefined;
   readonly only: readonly string[];
+  readonly peers: readonly string[];
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -39,6 +42,7 @@ function parseArgs(argv: readonly string[]): Args {
     out: undefined as string | undefined,
     cli: undefined as string | undefined,
     only: [] as string[],
+    peers: [] as string[],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -48,6 +52,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--profile') args.profile = true;
     else if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i];
     else if (a === '--cli' && argv[i + 1] !== undefined) args.cli = argv[++i];
+    else if (a === '--peer' && argv[i + 1] !== undefined) args.peers.push(argv[++i]!);
     else if (a === '--only' && argv[i + 1] !== undefined) args.only.push(...argv[++i]!.split(','));
     else throw new Error(`unknown argument ${a}; see the top of bench/run.ts`);
   }
@@ -78,6 +83,7 @@ function formatLikeTheRepo(file: string): void {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const peers = collectPeers(args.peers, process.env);
   guard(args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full);
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
@@ -101,7 +107,7 @@ async function main(): Promise<number> {
     fromSource: args.source,
     proxyCli: args.cli,
     only: args.only,
-    peerCommand: process.env.BENCH_PEER_PROXY || undefined,
+    peers,
     log,
   });
   const json: BenchJson = {
