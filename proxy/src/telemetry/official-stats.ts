@@ -57,6 +57,15 @@ export interface StatsModel {
   readonly targets?: { readonly declared: number; readonly ready: number } | undefined;
   /** Per-user figures, or undefined to leave the section out (USER_METRICS=off). */
   readonly users?: readonly UserStatsRow[] | undefined;
+  /** Middle mode: the clock check against Telegram's Date header (our addition). */
+  readonly clock?: ClockFigures | undefined;
+}
+
+/** `off` (CLOCK_CHECK=off), `unknown` before an HTTP answer with a Date header, else its result. */
+export interface ClockFigures {
+  readonly state: 'ok' | 'skewed' | 'unknown' | 'off';
+  readonly skewSeconds: number | undefined;
+  readonly checkedAt: number | undefined;
 }
 
 type Line = readonly [string, string | number];
@@ -248,6 +257,13 @@ export function formatOfficialStats(m: StatsModel): string {
     ['config_size', m.proxyConfig?.size ?? 0],
     ['config_md5', m.proxyConfig?.md5 ?? ''],
     ['config_auth_clusters', m.proxyConfig?.clusters ?? 0],
+    ...(m.clock === undefined
+      ? []
+      : ([
+          ['clock_check', m.clock.state],
+          ['clock_skew_seconds', m.clock.skewSeconds === undefined ? '' : m.clock.skewSeconds.toFixed(3)],
+          ['clock_checked_at', m.clock.checkedAt ?? 0],
+        ] as const)),
     ['workers', m.workers],
     ['queries_get', 0],
     ['qps_get', '0.000000'],
