@@ -240,15 +240,34 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   const relayKinds = ['bulk', 'small', 'handshakes'] as const;
   const shapeIdle = options.quick ? SHAPES.idle.quick : SHAPES.idle.full;
   /** The issue-18 shapes of one system in one mode (`as` names the mode in the scenario id). */
-  const shapeFields = (system: string, mode: ClientMode | 'middle', idle: boolean): Fields[] =>
-    (['shape-bulk', 'shape-small', ...(idle ? ['idle' as const] : [])] as const).map((kind) => ({
-      id: kind === 'idle' ? `${system}/idle/${shapeIdle}-${mode}` : `${system}/${kind}/${mode}`,
+  const shapeFields = (system: string, mode: ClientMode | 'middle'): Fields[] =>
+    (['shape-bulk', 'shape-small'] as const).map((kind) => ({
+      id: `${system}/${kind}/${mode}`,
       system,
       kind,
       mode,
       workers: 1,
       pinned,
     }));
+  /**
+   * Idle memory in the shape of the side-by-side table, on a freshly started system (after load
+   * the heap has room to spare and new connections would look free), whole process tree.
+   */
+  const shapeIdleGroup = (
+    system: string,
+    mode: ClientMode | 'middle',
+    clientMode: ClientMode,
+    start: () => Promise<SystemUnderTest>,
+  ): Group => {
+    const f: Fields = { id: `${system}/idle/${shapeIdle}-${mode}`, system, kind: 'idle', mode, workers: 1, pinned };
+    return {
+      label: `${system}, fresh, ${shapeIdle} idle connections (${mode})`,
+      ids: [f.id],
+      start,
+      run: (sut) => scenario(f, (r) => measure(sut, 'idle', clientMode, r)),
+      onStartFailure: failing([f]),
+    };
+  };
   const shapeSuite = async (sut: SystemUnderTest, fields: readonly Fields[], clientMode: ClientMode) => {
     for (const f of fields) await scenario(f, (r) => measure(sut, f.kind, clientMode, r));
   };
@@ -308,7 +327,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       startMtkube({ build, dcPort: dc.port, workers, cpus, fakeTls });
   const groups: Group[] = [];
 
-  const directShapes = shapeFields('mtkube', 'plain', true);
+  const directShapes = shapeFields('mtkube', 'plain');
   const direct = [...relayFields('mtkube', ['plain', 'dd'], 'plain'), ...directShapes];
   groups.push({
     label: 'our proxy, direct mode, 1 worker',
@@ -321,7 +340,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     onStartFailure: failing(direct),
   });
 
-  const tlsShapes = shapeFields('mtkube', 'ee', true);
+  const tlsShapes = shapeFields('mtkube', 'ee');
   const tls = [...relayFields('mtkube', ['ee']), ...tlsShapes];
   groups.push({
     label: 'our proxy, fake TLS (ee), 1 worker',
@@ -468,20 +487,26 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       workers: 1,
       pinned,
     })),
-    ...shapeFields('mtkube', 'middle', true),
+    ...shapeFields('mtkube', 'middle'),
   ];
   groups.push({
     label: 'our proxy, middle-proxy mode, 1 worker',
     ids: middleFields.map((f) => f.id),
-    start: async () => {
-      middle ??= await startEchoMiddle(loadCpus);
-      return startMtkube({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus, fakeTls: false, middle });
-    },
+    start: () => startMiddleMtkube(),
     run: async (sut) => {
       for (const f of middleFields) await scenario(f, (r) => measure(sut, f.kind, 'plain', r));
     },
     onStartFailure: failing(middleFields),
   });
+  const startMiddleMtkube = async () => {
+    middle ??= await startEchoMiddle(loadCpus);
+    return startMtkube({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus, fakeTls: false, middle });
+  };
+  groups.push(
+    shapeIdleGroup('mtkube', 'plain', 'plain', mtkube(1, proxyCpus)),
+    shapeIdleGroup('mtkube', 'ee', 'ee', mtkube(1, proxyCpus, true)),
+    shapeIdleGroup('mtkube', 'middle', 'plain', startMiddleMtkube),
+  );
 
   if (options.peers.length === 0) {
     notes.push(
@@ -502,7 +527,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       workers: 1,
       pinned,
     }));
-    const fields = [...shapeFields(peer.name, mode, true), ...handshakes];
+    const fields = [...shapeFields(peer.name, mode), ...handshakes];
     groups.push({
       label: `peer ${peer.name} (${peer.kind}): ${peer.command}`,
       ids: fields.map((f) => f.id),
@@ -523,6 +548,12 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       },
       onStartFailure: failing(fields),
     });
+    groups.push(
+      shapeIdleGroup(peer.name, mode, clientModes[0]!, async () => {
+        if (peer.kind === 'middle') middle ??= await startEchoMiddle(loadCpus);
+        return startPeer(peer, dc.port, proxyCpus, middle);
+      }),
+    );
   }
 
   try {
