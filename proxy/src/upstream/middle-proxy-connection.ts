@@ -278,7 +278,8 @@ export class MiddleProxyConnection {
     const wasReady = this.#state === 'ready';
     // What this turn queued (an RPC_CLOSE_CONN, say) goes out first, as it would have unbatched.
     if (wasReady && error === undefined) this.#flush();
-    if (this.#state === 'closed') return;
+    // The flush may have closed it already (a write that threw).
+    if ((this.#state as State) === 'closed') return;
     this.#state = 'closed';
     this.#error ??= error;
     clearTimeout(this.#timer);
