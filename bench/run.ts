@@ -60,7 +60,7 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 /** Hard bound on the whole run: whatever happens, everything started is killed by then. */
-const DEADLINE_MS = { quick: 110_000, full: 12 * 60_000 };
+const DEADLINE_MS = { quick: 110_000, full: 12 * 60_000, perPeer: { quick: 30_000, full: 4 * 60_000 } };
 
 function guard(deadlineMs: number): void {
   const bail = (why: string, code: number): void => {
@@ -84,7 +84,8 @@ function formatLikeTheRepo(file: string): void {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const peers = collectPeers(args.peers, process.env);
-  guard(args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full);
+  const perPeer = args.quick ? DEADLINE_MS.perPeer.quick : DEADLINE_MS.perPeer.full;
+  guard((args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full) + peers.length * perPeer);
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
