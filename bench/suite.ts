@@ -239,7 +239,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
 
   const relayKinds = ['bulk', 'small', 'handshakes'] as const;
   const shapeIdle = options.quick ? SHAPES.idle.quick : SHAPES.idle.full;
-  /** The issue-18 shapes of one system in one mode (`as` names the mode in the scenario id). */
+  /** The issue-18 stream shapes of one system in one mode (middle: plain clients in middle mode). */
   const shapeFields = (system: string, mode: ClientMode | 'middle'): Fields[] =>
     (['shape-bulk', 'shape-small'] as const).map((kind) => ({
       id: `${system}/${kind}/${mode}`,
@@ -259,7 +259,14 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     clientMode: ClientMode,
     start: () => Promise<SystemUnderTest>,
   ): Group => {
-    const f: Fields = { id: `${system}/idle/${shapeIdle}-${mode}`, system, kind: 'idle', mode, workers: 1, pinned };
+    const f: Fields = {
+      id: `${system}/idle/${shapeIdle}-${mode}`,
+      system,
+      kind: 'idle',
+      mode,
+      workers: 1,
+      pinned,
+    };
     return {
       label: `${system}, fresh, ${shapeIdle} idle connections (${mode})`,
       ids: [f.id],
