@@ -77,43 +77,8 @@ describe('middle mode: IPv6 middle proxies (MIDDLE_IPV6)', function () {
     files.remove();
   });
 
-  it('only: an IPv6-only host relays through the IPv6 list; the IPv4 list is not dialled', async () => {
-    const secret = randomBytes(128);
-    const v6 = await StandinMiddleProxy.start({ host: '::1', secret });
-    const v4 = await StandinMiddleProxy.start({ secret });
-    stop.push(
-      () => v6.close(),
-      () => v4.close(),
-    );
-    const proxy = await startProxy({
-      env: {
-        SECRET,
-        TAG,
-        DC_ADDRS: await deadDcs(),
-        PROXY_SECRET_URL: files.write('secret-only', secret),
-        PROXY_CONFIG_URL: files.write('v4-only.conf', v4.configText()),
-        PROXY_CONFIG_V6_URL: files.write('v6-only.conf', v6.configText()),
-        MIDDLE_IPV6: 'only',
-        CONFIG_REFRESH_INTERVAL: '0',
-      },
-    });
-    stop.push(async () => {
-      await proxy.stop();
-    });
-    await eventually(
-      async () => ((await stats(proxy)).get('ready_targets') === '1' ? true : undefined),
-      15_000,
-    );
-    await echo(proxy.port);
-    // The IPv6 stand-in listens on ::1 alone: whatever it got came over IPv6.
-    expect(v6.requests).to.have.length(1);
-    expect(v4.connectionsAccepted).to.equal(0);
-    expect((await stats(proxy)).get('active_targets')).to.equal('1');
-    // Files carry no Date header: nothing to compare the clock with.
-    expect((await stats(proxy)).get('clock_check')).to.equal('unknown');
-  });
-
-  it('on: both lists are in the pool and every client still gets its echo', async () => {
+  /** Stand-ins on 127.0.0.1 and ::1 sharing one proxy secret, and a proxy with both lists as files. */
+  const startBoth = async (middleIpv6: 'only' | 'on') => {
     const secret = randomBytes(128);
     const v6 = await StandinMiddleProxy.start({ host: '::1', secret });
     const v4 = await StandinMiddleProxy.start({ secret });
@@ -127,20 +92,39 @@ describe('middle mode: IPv6 middle proxies (MIDDLE_IPV6)', function () {
         TAG,
         WORKERS: '1',
         DC_ADDRS: await deadDcs(),
-        PROXY_SECRET_URL: files.write('secret-on', secret),
-        PROXY_CONFIG_URL: files.write('v4-on.conf', v4.configText()),
-        PROXY_CONFIG_V6_URL: files.write('v6-on.conf', v6.configText()),
-        MIDDLE_IPV6: 'on',
+        PROXY_SECRET_URL: files.write(`secret-${middleIpv6}`, secret),
+        PROXY_CONFIG_URL: files.write(`v4-${middleIpv6}.conf`, v4.configText()),
+        PROXY_CONFIG_V6_URL: files.write(`v6-${middleIpv6}.conf`, v6.configText()),
+        MIDDLE_IPV6: middleIpv6,
         CONFIG_REFRESH_INTERVAL: '0',
       },
     });
     stop.push(async () => {
       await proxy.stop();
     });
-    await eventually(
-      async () => ((await stats(proxy)).get('ready_targets') === '2' ? true : undefined),
+    return { v4, v6, proxy };
+  };
+  const readyTargets = (proxy: ProxyProcess, n: number) =>
+    eventually(
+      async () => ((await stats(proxy)).get('ready_targets') === String(n) ? true : undefined),
       15_000,
     );
+
+  it('only: an IPv6-only host relays through the IPv6 list; the IPv4 list is not dialled', async () => {
+    const { v4, v6, proxy } = await startBoth('only');
+    await readyTargets(proxy, 1);
+    await echo(proxy.port);
+    // The IPv6 stand-in listens on ::1 alone: whatever it got came over IPv6.
+    expect(v6.requests).to.have.length(1);
+    expect(v4.connectionsAccepted).to.equal(0);
+    expect((await stats(proxy)).get('active_targets')).to.equal('1');
+    // Files carry no Date header: nothing to compare the clock with.
+    expect((await stats(proxy)).get('clock_check')).to.equal('unknown');
+  });
+
+  it('on: both lists are in the pool and every client still gets its echo', async () => {
+    const { v4, v6, proxy } = await startBoth('on');
+    await readyTargets(proxy, 2);
     expect(v6.handshakesCompleted).to.be.greaterThan(0);
     expect(v4.handshakesCompleted).to.be.greaterThan(0);
     for (let i = 0; i < 12; i++) await echo(proxy.port);
