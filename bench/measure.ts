@@ -31,7 +31,15 @@ export interface Figures {
 export interface ScenarioResult {
   readonly id: string;
   readonly system: string;
-  readonly kind: 'bulk' | 'small' | 'handshakes' | 'latency' | 'idle' | 'throughput';
+  readonly kind:
+    | 'bulk'
+    | 'small'
+    | 'handshakes'
+    | 'latency'
+    | 'idle'
+    | 'throughput'
+    | 'shape-bulk'
+    | 'shape-small';
   readonly mode: ClientMode | 'middle';
   readonly workers: number;
   readonly pinned: boolean;

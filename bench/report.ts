@@ -64,12 +64,12 @@ type Cell = number | string | undefined;
 interface Row {
   readonly figure: string;
   readonly mode: string;
-  readonly cells: readonly [Cell, Cell, Cell];
+  readonly cells: readonly [Cell, Cell];
   readonly target: number | undefined;
   readonly digits: number;
 }
 
-const SYSTEMS = ['mtkube', 'plain-relay', 'peer'] as const;
+const SYSTEMS = ['mtkube', 'plain-relay'] as const;
 
 function find(report: SuiteReport, id: string): ScenarioResult | undefined {
   return report.scenarios.find((s) => s.id === id);
@@ -95,7 +95,7 @@ function rowsOf(report: SuiteReport): Row[] {
       const cells = SYSTEMS.map((system) => {
         const m = system === 'plain-relay' ? (mode === 'plain' ? 'secretless' : undefined) : mode;
         return m === undefined ? undefined : cellOf(find(report, `${system}/${kind}/${m}`), pick);
-      }) as unknown as [Cell, Cell, Cell];
+      }) as unknown as [Cell, Cell];
       if (cells.every((c) => c === undefined)) continue;
       rows.push({ figure, mode, cells, target: target(mode), digits });
     }
@@ -172,7 +172,9 @@ function rowsOf(report: SuiteReport): Row[] {
     0,
     () => undefined,
   );
-  const idle = report.scenarios.filter((s) => s.kind === 'idle' && s.system === 'mtkube');
+  const idle = report.scenarios.filter(
+    (s) => s.kind === 'idle' && s.system === 'mtkube' && !s.id.includes('-'),
+  );
   for (const s of idle) {
     const relay = report.scenarios.find(
       (r) =>
@@ -183,7 +185,7 @@ function rowsOf(report: SuiteReport): Row[] {
     rows.push({
       figure: `idle RSS KB/conn, ${s.figures.connections ?? s.id.split('/').pop()} conns`,
       mode: 'plain',
-      cells: [cellOf(s, kb), cellOf(relay, kb), undefined],
+      cells: [cellOf(s, kb), cellOf(relay, kb)],
       target: s === idle.at(-1) ? t.idleRssKbPerConnection : undefined,
       digits: 1,
     });
@@ -192,14 +194,14 @@ function rowsOf(report: SuiteReport): Row[] {
     rows.push({
       figure: `MB/s, 16 KiB, ${s.workers} worker${s.workers > 1 ? 's' : ''}, unpinned`,
       mode: s.mode,
-      cells: [cellOf(s, (f) => f.throughputMBps), undefined, undefined],
+      cells: [cellOf(s, (f) => f.throughputMBps), undefined],
       target: undefined,
       digits: 0,
     });
     rows.push({
       figure: `CPU s/GB, same run`,
       mode: s.mode,
-      cells: [cellOf(s, (f) => f.cpuSecondsPerGb), undefined, undefined],
+      cells: [cellOf(s, (f) => f.cpuSecondsPerGb), undefined],
       target: undefined,
       digits: 2,
     });
@@ -250,7 +252,7 @@ export function renderTable(json: BenchJson): string {
   );
   lines.push('       middle = plain clients in middle-proxy mode (TAG) through the echo middle proxy');
   lines.push('');
-  const header = ['figure', 'mode', 'mtkube', 'plain relay', 'peer', 'target', 'verdict'];
+  const header = ['figure', 'mode', 'mtkube', 'plain relay', 'target', 'verdict'];
   const body = rowsOf(json).map((r) => [
     r.figure,
     r.mode,
@@ -284,6 +286,7 @@ export function renderTable(json: BenchJson): string {
         `${fmt(paced.figures.cpuSecondsPerGb, 2)} CPU s/GB, against ${fmt(schedule.figures.throughputMBps, 0)} MB/s with timing off`,
     );
   }
+  lines.push(...renderPeerTable(json));
   const noRelay = find(json, 'no-relay/latency/secretless');
   if (noRelay?.status === 'ok') {
     lines.push(
@@ -310,4 +313,133 @@ export function renderTable(json: BenchJson): string {
       (failed.length > 0 ? `; ${failed.length} failed` : ''),
   );
   return lines.join('\n');
+}
+
+/**
+ * Issue 18's targets, as the most our figure may be in multiples of each peer's measured in the
+ * same row (the issue names one peer per row; a stricter reading holds it against all of them).
+ */
+export const PEER_RATIO_TARGETS: Record<string, number> = {
+  'shape-bulk/middle': 0.9,
+  'shape-small/middle': 1.0,
+  'handshakes/plain': 1.0,
+  'handshakes/dd': 1.0,
+  'handshakes/middle': 1.0,
+  'shape-bulk/plain': 0.6,
+  'shape-bulk/ee': 0.7,
+  'idle/plain': 1.0,
+};
+
+interface PeerRow {
+  readonly figure: string;
+  readonly key: string;
+  readonly mode: string;
+  readonly ours: Cell;
+  readonly peers: ReadonlyMap<string, Cell>;
+  readonly digits: number;
+}
+
+/** The issue-18 shapes: ours beside every peer that ran the same figure in the same mode. */
+export function peerRows(report: SuiteReport): PeerRow[] {
+  const peerNames = [
+    ...new Set(
+      report.scenarios.map((s) => s.system).filter((n) => !['mtkube', 'plain-relay', 'no-relay'].includes(n)),
+    ),
+  ];
+  const idleOf = (system: string, mode: string): ScenarioResult | undefined =>
+    report.scenarios.find((s) => s.system === system && s.kind === 'idle' && s.id.endsWith(`-${mode}`));
+  const kb = (f: Figures) =>
+    f.treeRssBytesPerConnection === undefined ? undefined : f.treeRssBytesPerConnection / 1024;
+  const specs = [
+    {
+      figure: 'CPU s/GB, 16 conns x 4 x 16 KiB',
+      kind: 'shape-bulk',
+      pick: (f: Figures) => f.cpuSecondsPerGb,
+      digits: 2,
+    },
+    {
+      figure: 'CPU s/GB, 64 conns x 8 x 256 B',
+      kind: 'shape-small',
+      pick: (f: Figures) => f.cpuSecondsPerGb,
+      digits: 2,
+    },
+    {
+      figure: 'CPU ms per handshake',
+      kind: 'handshakes',
+      pick: (f: Figures) => f.cpuMsPerHandshake,
+      digits: 3,
+    },
+    { figure: 'idle RSS KB/conn (tree)', kind: 'idle', pick: kb, digits: 1 },
+  ];
+  const rows: PeerRow[] = [];
+  for (const spec of specs) {
+    for (const mode of ['plain', 'dd', 'ee', 'middle']) {
+      const get = (system: string) =>
+        spec.kind === 'idle' ? idleOf(system, mode) : find(report, `${system}/${spec.kind}/${mode}`);
+      const peers = new Map<string, Cell>();
+      for (const name of peerNames) {
+        const s = get(name);
+        if (s !== undefined) peers.set(name, cellOf(s, spec.pick));
+      }
+      if (peers.size === 0) continue;
+      rows.push({
+        figure: spec.figure,
+        key: `${spec.kind}/${mode}`,
+        mode,
+        ours: cellOf(get('mtkube'), spec.pick),
+        peers,
+        digits: spec.digits,
+      });
+    }
+  }
+  return rows;
+}
+
+function ratio(ours: Cell, theirs: Cell): number | undefined {
+  return typeof ours === 'number' && typeof theirs === 'number' && theirs > 0 ? ours / theirs : undefined;
+}
+
+function renderPeerTable(json: BenchJson): string[] {
+  const rows = peerRows(json);
+  if (rows.length === 0) return [];
+  const names = [...new Set(rows.flatMap((r) => [...r.peers.keys()]))];
+  const header = [
+    'against peers (same run)',
+    'mode',
+    'mtkube',
+    ...names.flatMap((n) => [n, 'ratio']),
+    'target',
+    'verdict',
+  ];
+  const body = rows.map((r) => {
+    const target = PEER_RATIO_TARGETS[r.key];
+    const ratios = names.map((n) => ratio(r.ours, r.peers.get(n)));
+    const worst = Math.max(...ratios.filter((x): x is number => x !== undefined));
+    return [
+      r.figure,
+      r.mode,
+      fmt(r.ours, r.digits),
+      ...names.flatMap((n, i) => [
+        fmt(r.peers.get(n), r.digits),
+        ratios[i] === undefined ? '-' : `x${ratios[i]!.toFixed(2)}`,
+      ]),
+      target === undefined ? '' : `<= x${target}`,
+      target === undefined || !Number.isFinite(worst)
+        ? ''
+        : worst <= target
+          ? 'met'
+          : `missed by ${Math.round((worst / target - 1) * 100)}%`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  return [
+    pad(header, widths),
+    pad(
+      widths.map((w) => '-'.repeat(w)),
+      widths,
+    ),
+    ...body.map((b) => pad(b, widths).trimEnd()),
+    "ratio = ours / the peer's; a target holds against every peer in its row; one worker on CPU 0 for every system",
+    '',
+  ];
 }

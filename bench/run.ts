@@ -12,11 +12,13 @@
 //   npm run bench -- --profile    CPU profiles of the proxy under bulk and handshake load instead
 //   npm run bench -- --attack     the proxy under a garbage-handshake flood and a middle-mode
 //                                 non-reader flood (bench/attack.ts); with --quick, a short run
-//   BENCH_PEER_PROXY='cmd'        also measure a peer proxy (see bench/systems.ts startPeer)
+//   npm run bench -- --peer 'NAME:KIND=CMD'  also measure a peer proxy, KIND direct, middle or tls
+//                                 (repeatable; or BENCH_PEERS, one per line; see bench/peers.ts)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { measureTrialCost, renderAttackTable, renderTrialTable, runAttack } from './attack.js';
+import { collectPeers } from './peers.js';
 import { killAllLaunched, processAccount } from './processes.js';
 import { runProfiles } from './profile.js';
 import { type BenchJson, machineInfo, renderTable, TARGETS } from './report.js';
@@ -32,6 +34,7 @@ interface Args {
   readonly out: string | undefined;
   readonly cli: string | undefined;
   readonly only: readonly string[];
+  readonly peers: readonly string[];
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -44,6 +47,7 @@ function parseArgs(argv: readonly string[]): Args {
     out: undefined as string | undefined,
     cli: undefined as string | undefined,
     only: [] as string[],
+    peers: [] as string[],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -54,6 +58,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === '--attack') args.attack = true;
     else if (a === '--out' && argv[i + 1] !== undefined) args.out = argv[++i];
     else if (a === '--cli' && argv[i + 1] !== undefined) args.cli = argv[++i];
+    else if (a === '--peer' && argv[i + 1] !== undefined) args.peers.push(argv[++i]!);
     else if (a === '--only' && argv[i + 1] !== undefined) args.only.push(...argv[++i]!.split(','));
     else throw new Error(`unknown argument ${a}; see the top of bench/run.ts`);
   }
@@ -61,7 +66,7 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 /** Hard bound on the whole run: whatever happens, everything started is killed by then. */
-const DEADLINE_MS = { quick: 110_000, full: 12 * 60_000 };
+const DEADLINE_MS = { quick: 110_000, full: 12 * 60_000, perPeer: { quick: 30_000, full: 4 * 60_000 } };
 
 function guard(deadlineMs: number): void {
   const bail = (why: string, code: number): void => {
@@ -84,7 +89,9 @@ function formatLikeTheRepo(file: string): void {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  guard(args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full);
+  const peers = collectPeers(args.peers, process.env);
+  const perPeer = args.quick ? DEADLINE_MS.perPeer.quick : DEADLINE_MS.perPeer.full;
+  guard((args.quick ? DEADLINE_MS.quick : DEADLINE_MS.full) + peers.length * perPeer);
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
@@ -123,7 +130,7 @@ async function main(): Promise<number> {
     fromSource: args.source,
     proxyCli: args.cli,
     only: args.only,
-    peerCommand: process.env.BENCH_PEER_PROXY || undefined,
+    peers,
     log,
   });
   const json: BenchJson = {

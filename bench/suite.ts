@@ -7,6 +7,7 @@ import { BenchConnection, type ClientMode } from './client-conn.js';
 import { measureIdle, measureLatency, measureWindow, newResult, type ScenarioResult } from './measure.js';
 import type { HandshakeSpec, IdleSpec, LatencySpec, StreamSpec } from './messages.js';
 import { type CryptoFloor, measureCryptoFloor } from './openssl.js';
+import type { PeerSpec } from './peers.js';
 import { canPin, fileLimit } from './processes.js';
 import {
   buildProxy,
@@ -26,7 +27,8 @@ export interface SuiteOptions {
   readonly fromSource: boolean;
   /** Run this cli.js instead of compiling proxy/src (e.g. dist/proxy/src/cli.js of a release). */
   readonly proxyCli: string | undefined;
-  readonly peerCommand: string | undefined;
+  /** Peer proxies to measure beside ours (bench/peers.ts). */
+  readonly peers: readonly PeerSpec[];
   /** Scenario id prefixes to run (e.g. "mtkube/bulk", "plain-relay/"); empty runs everything. */
   readonly only: readonly string[];
   /** Progress lines go here (stderr), so stdout stays the table or the JSON. */
@@ -69,6 +71,16 @@ const QUICK: Durations = {
   settleMs: 300,
   opensslSeconds: 1,
 };
+
+/**
+ * The load shapes of issue 18's side-by-side table, measured for ours and for every peer: 16
+ * connections with 4 packets of 16 KiB in flight each, 64 with 8 of 256 B, and idle connections.
+ */
+export const SHAPES = {
+  bulk: { connections: 16, packetSize: 16_384, inFlight: 4 },
+  small: { connections: 64, packetSize: 256, inFlight: 8 },
+  idle: { full: 8000, quick: 200 },
+} as const;
 
 const BULK_PACKET = 16_384;
 const SMALL_PACKET = 256;
@@ -172,6 +184,15 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     warmupMs: d.warmupMs,
     durationMs: d.durationMs,
   });
+  const shapeSpec = (sut: SystemUnderTest, mode: ClientMode, shape: 'bulk' | 'small'): StreamSpec => ({
+    kind: 'stream',
+    ...target(sut, mode),
+    connections: SHAPES[shape].connections,
+    packetSize: SHAPES[shape].packetSize,
+    windowBytes: SHAPES[shape].packetSize * SHAPES[shape].inFlight,
+    warmupMs: d.warmupMs,
+    durationMs: d.durationMs,
+  });
   const handshakeSpec = (sut: SystemUnderTest, mode: ClientMode): HandshakeSpec => ({
     kind: 'handshakes',
     ...target(sut, mode),
@@ -220,6 +241,46 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   };
 
   const relayKinds = ['bulk', 'small', 'handshakes'] as const;
+  const shapeIdle = options.quick ? SHAPES.idle.quick : SHAPES.idle.full;
+  /** The issue-18 stream shapes of one system in one mode (middle: plain clients in middle mode). */
+  const shapeFields = (system: string, mode: ClientMode | 'middle'): Fields[] =>
+    (['shape-bulk', 'shape-small'] as const).map((kind) => ({
+      id: `${system}/${kind}/${mode}`,
+      system,
+      kind,
+      mode,
+      workers: 1,
+      pinned,
+    }));
+  /**
+   * Idle memory in the shape of the side-by-side table, on a freshly started system (after load
+   * the heap has room to spare and new connections would look free), whole process tree.
+   */
+  const shapeIdleGroup = (
+    system: string,
+    mode: ClientMode | 'middle',
+    clientMode: ClientMode,
+    start: () => Promise<SystemUnderTest>,
+  ): Group => {
+    const f: Fields = {
+      id: `${system}/idle/${shapeIdle}-${mode}`,
+      system,
+      kind: 'idle',
+      mode,
+      workers: 1,
+      pinned,
+    };
+    return {
+      label: `${system}, fresh, ${shapeIdle} idle connections (${mode})`,
+      ids: [f.id],
+      start,
+      run: (sut) => scenario(f, (r) => measure(sut, 'idle', clientMode, r)),
+      onStartFailure: failing([f]),
+    };
+  };
+  const shapeSuite = async (sut: SystemUnderTest, fields: readonly Fields[], clientMode: ClientMode) => {
+    for (const f of fields) await scenario(f, (r) => measure(sut, f.kind, clientMode, r));
+  };
   const relayFields = (system: string, modes: readonly ClientMode[], latencyMode?: ClientMode): Fields[] => [
     ...modes.flatMap((mode) =>
       relayKinds.map((kind) => ({ id: `${system}/${kind}/${mode}`, system, kind, mode, workers: 1, pinned })),
@@ -240,6 +301,20 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   /** One measurement of `kind` on a started system, with clients in `mode`. */
   const measure = (sut: SystemUnderTest, kind: Fields['kind'], mode: ClientMode, r: ScenarioResult) => {
     if (kind === 'latency') return measureLatency(load, latencySpec(sut, mode), r);
+    if (kind === 'shape-bulk' || kind === 'shape-small') {
+      return measureWindow(sut, [load], [shapeSpec(sut, mode, kind === 'shape-bulk' ? 'bulk' : 'small')], r);
+    }
+    if (kind === 'idle') {
+      const count = Math.min(shapeIdle, largestIdleCount(fdLimit));
+      return measureIdle(
+        sut,
+        load,
+        idleSpec(sut, mode, IDLE_WARMUP),
+        idleSpec(sut, mode, count),
+        d.settleMs,
+        r,
+      );
+    }
     const spec =
       kind === 'handshakes'
         ? handshakeSpec(sut, mode)
@@ -262,12 +337,16 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
       startMtkube({ build, dcPort: dc.port, workers, cpus, fakeTls });
   const groups: Group[] = [];
 
-  const direct = relayFields('mtkube', ['plain', 'dd'], 'plain');
+  const directShapes = shapeFields('mtkube', 'plain');
+  const direct = [...relayFields('mtkube', ['plain', 'dd'], 'plain'), ...directShapes];
   groups.push({
     label: 'our proxy, direct mode, 1 worker',
     ids: direct.map((f) => f.id),
     start: mtkube(1, proxyCpus),
-    run: (sut) => relaySuite(sut, 'mtkube', 'plain'),
+    run: async (sut) => {
+      await relaySuite(sut, 'mtkube', 'plain');
+      await shapeSuite(sut, directShapes, 'plain');
+    },
     onStartFailure: failing(direct),
   });
 
@@ -318,14 +397,18 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     },
   });
 
-  const tls = relayFields('mtkube', ['ee']);
+  const tlsShapes = shapeFields('mtkube', 'ee');
+  const tls = [...relayFields('mtkube', ['ee']), ...tlsShapes];
   groups.push({
     label: 'our proxy, fake TLS (ee), 1 worker',
     ids: tls.map((f) => f.id),
     start: mtkube(1, proxyCpus, true),
     run: async (sut) => {
       const why = await probe(sut, 'ee');
-      if (why === undefined) return relaySuite(sut, 'mtkube');
+      if (why === undefined) {
+        await relaySuite(sut, 'mtkube');
+        return shapeSuite(sut, tlsShapes, 'ee');
+      }
       for (const f of tls) {
         settleUnrun(
           f,
@@ -517,49 +600,82 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
 
   // Middle mode: clients in plain (intermediate) mode, through the echo middle proxy.
   let middle: EchoServer | undefined;
-  const middleFields: Fields[] = (['bulk', 'small', 'handshakes', 'latency'] as const).map((kind) => ({
-    id: `mtkube/${kind}/middle`,
-    system: 'mtkube',
-    kind,
-    mode: 'middle',
-    workers: 1,
-    pinned,
-  }));
+  const middleFields: Fields[] = [
+    ...(['bulk', 'small', 'handshakes', 'latency'] as const).map((kind) => ({
+      id: `mtkube/${kind}/middle`,
+      system: 'mtkube',
+      kind,
+      mode: 'middle' as const,
+      workers: 1,
+      pinned,
+    })),
+    ...shapeFields('mtkube', 'middle'),
+  ];
   groups.push({
     label: 'our proxy, middle-proxy mode, 1 worker',
     ids: middleFields.map((f) => f.id),
-    start: async () => {
-      middle ??= await startEchoMiddle(loadCpus);
-      return startMtkube({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus, fakeTls: false, middle });
-    },
+    start: () => startMiddleMtkube(),
     run: async (sut) => {
       for (const f of middleFields) await scenario(f, (r) => measure(sut, f.kind, 'plain', r));
     },
     onStartFailure: failing(middleFields),
   });
+  const startMiddleMtkube = async () => {
+    middle ??= await startEchoMiddle(loadCpus);
+    return startMtkube({ build, dcPort: dc.port, workers: 1, cpus: proxyCpus, fakeTls: false, middle });
+  };
+  groups.push(
+    shapeIdleGroup('mtkube', 'plain', 'plain', mtkube(1, proxyCpus)),
+    shapeIdleGroup('mtkube', 'ee', 'ee', mtkube(1, proxyCpus, true)),
+    shapeIdleGroup('mtkube', 'middle', 'plain', startMiddleMtkube),
+  );
 
-  const peerCommand = options.peerCommand;
-  if (peerCommand === undefined) {
+  if (options.peers.length === 0) {
     notes.push(
-      'no peer proxy: set BENCH_PEER_PROXY to a command that starts one (see startPeer in bench/systems.ts)',
+      "no peer proxy: give one with --peer 'NAME:KIND=COMMAND' (KIND direct, middle or tls; see bench/peers.ts and the README)",
     );
-  } else {
-    const peer = relayFields('peer', ['plain', 'dd'], 'plain');
+  }
+  for (const peer of options.peers) {
+    // The modes its clients use: plain and dd (handshakes) for direct and middle, ee for tls.
+    const mode: ClientMode | 'middle' =
+      peer.kind === 'middle' ? 'middle' : peer.kind === 'tls' ? 'ee' : 'plain';
+    const clientModes: ClientMode[] =
+      peer.kind === 'tls' ? ['ee'] : peer.kind === 'middle' ? ['plain'] : ['plain', 'dd'];
+    const handshakes: Fields[] = clientModes.map((m) => ({
+      id: `${peer.name}/handshakes/${peer.kind === 'middle' ? 'middle' : m}`,
+      system: peer.name,
+      kind: 'handshakes',
+      mode: peer.kind === 'middle' ? 'middle' : m,
+      workers: 1,
+      pinned,
+    }));
+    const fields = [...shapeFields(peer.name, mode), ...handshakes];
     groups.push({
-      label: `peer proxy: ${peerCommand}`,
-      ids: peer.map((f) => f.id),
-      start: () => startPeer(peerCommand, dc.port, proxyCpus),
-      run: async (sut) => {
-        const modes: ClientMode[] = [];
-        for (const mode of sut.modes) {
-          const why = await probe(sut, mode);
-          if (why === undefined) modes.push(mode);
-          else notes.push(`peer proxy: ${mode} clients get no echo (${why})`);
-        }
-        await relaySuite({ ...sut, modes }, 'peer', modes[0]);
+      label: `peer ${peer.name} (${peer.kind}): ${peer.command}`,
+      ids: fields.map((f) => f.id),
+      start: async () => {
+        if (peer.kind === 'middle') middle ??= await startEchoMiddle(loadCpus);
+        return startPeer(peer, dc.port, proxyCpus, middle);
       },
-      onStartFailure: failing(peer),
+      run: async (sut) => {
+        const why = await probe(sut, clientModes[0]!);
+        if (why !== undefined) {
+          for (const f of fields) settleUnrun(f, 'failed', `${clientModes[0]} clients get no echo (${why})`);
+          return;
+        }
+        for (const f of fields) {
+          const clientMode = f.kind === 'handshakes' ? clientModes[handshakes.indexOf(f)]! : clientModes[0]!;
+          await scenario(f, (r) => measure(sut, f.kind, clientMode, r));
+        }
+      },
+      onStartFailure: failing(fields),
     });
+    groups.push(
+      shapeIdleGroup(peer.name, mode, clientModes[0]!, async () => {
+        if (peer.kind === 'middle') middle ??= await startEchoMiddle(loadCpus);
+        return startPeer(peer, dc.port, proxyCpus, middle);
+      }),
+    );
   }
 
   try {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/free-port.js';
 import type { ClientMode } from './client-conn.js';
 import type { ClientMessage, RunnerMessage } from './messages.js';
+import { expandCommand, type PeerSpec } from './peers.js';
 import { type Launched, launch, processTree, stop } from './processes.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -83,7 +84,8 @@ export function buildProxy(fromSource: boolean, cli?: string): ProxyBuild {
   };
 }
 
-export type SystemName = 'mtkube' | 'plain-relay' | 'peer';
+/** mtkube, plain-relay, or a peer's name. */
+export type SystemName = string;
 
 export interface SystemUnderTest {
   readonly name: SystemName;
@@ -183,6 +185,8 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     IP_DETECT_URLS: '',
     DATA_DIR: dataDir,
     STATS_PORT: String(statsPort),
+    NODE: process.execPath,
+    BENCH_BUILD: BUILD,
     STATS_BIND: '127.0.0.1',
     METRICS_PORT: String(metricsPort),
     METRICS_BIND: '127.0.0.1',
@@ -203,9 +207,7 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     const secretFile = join(dataDir, 'proxy-secret');
     const configFile = join(dataDir, 'proxy-config');
     writeFileSync(secretFile, options.middle.secret);
-    const targets = [1, 2, 3, 4, 5].flatMap((dc) => [dc, -dc]);
-    const lines = targets.map((dc) => `proxy_for ${dc} 127.0.0.1:${options.middle!.port};`);
-    writeFileSync(configFile, ['default 2;', ...lines, ''].join('\n'));
+    writeFileSync(configFile, middleConfigText(options.middle.port));
     Object.assign(env, {
       MODE: 'middle',
       TAG: BENCH_TAG,
@@ -276,38 +278,80 @@ export async function startPlainRelay(options: RelayOptions): Promise<SystemUnde
 }
 
 /**
- * A peer proxy from BENCH_PEER_PROXY, a shell command. It gets PORT, SECRET (32 hex), DC_HOST,
- * DC_PORT and DC_ADDR (host:port of DC 2, the echo DC) in its environment, and the same names in
- * braces ({PORT}, {SECRET}, ...) are replaced in the command. It must listen on 127.0.0.1:PORT
- * and send DC 2's traffic to DC_ADDR.
+ * A peer proxy started by the user's command (bench/peers.ts) in a temporary directory. It is
+ * given PEER_VARIABLES[kind] in its environment and in braces in the command, must listen on
+ * 127.0.0.1:PORT and send every DC's traffic to DC_ADDR (direct, tls) or to the echo middle proxy
+ * at MIDDLE_ADDR (middle, with the proxy secret and a proxy-multi.conf naming it in files).
  */
 export async function startPeer(
-  command: string,
+  peer: PeerSpec,
   dcPort: number,
   cpus: string | undefined,
+  middle: EchoServer | undefined,
 ): Promise<SystemUnderTest> {
-  const port = await freePort();
+  const [port, statsPort] = [await freePort(), await freePort()];
   const secret = randomBytes(16);
+  const dir = mkdtempSync(join(tmpdir(), 'mtkube-bench-peer-'));
   const vars: Record<string, string> = {
     PORT: String(port),
+    STATS_PORT: String(statsPort),
+    NODE: process.execPath,
+    BENCH_BUILD: BUILD,
     SECRET: secret.toString('hex'),
     DC_HOST: '127.0.0.1',
     DC_PORT: String(dcPort),
     DC_ADDR: `127.0.0.1:${dcPort}`,
+    DOMAIN: BENCH_DOMAIN,
+    DOMAIN_HEX: Buffer.from(BENCH_DOMAIN).toString('hex'),
+    TLS_SECRET: `ee${secret.toString('hex')}${Buffer.from(BENCH_DOMAIN).toString('hex')}`,
   };
-  const expanded = command.replace(/\{(PORT|SECRET|DC_HOST|DC_PORT|DC_ADDR)\}/g, (_, k: string) => vars[k]!);
-  const proc = launch(['sh', '-c', expanded], { env: { ...process.env, ...vars }, cpus, cwd: ROOT });
-  await waitUntil('peer proxy', proc, () => tcpAccepts(port));
+  if (peer.kind === 'middle') {
+    if (middle?.secret === undefined) throw new Error('middle-mode peer without the echo middle proxy');
+    const secretFile = join(dir, 'proxy-secret');
+    const configFile = join(dir, 'proxy-multi.conf');
+    writeFileSync(secretFile, middle.secret);
+    writeFileSync(configFile, middleConfigText(middle.port));
+    Object.assign(vars, {
+      TAG: BENCH_TAG,
+      MIDDLE_HOST: '127.0.0.1',
+      MIDDLE_PORT: String(middle.port),
+      MIDDLE_ADDR: `127.0.0.1:${middle.port}`,
+      PROXY_SECRET_FILE: secretFile,
+      PROXY_CONFIG_FILE: configFile,
+    });
+  }
+  const proc = launch(['sh', '-c', expandCommand(peer.command, vars)], {
+    env: { ...process.env, ...vars },
+    cpus,
+    cwd: dir,
+  });
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  try {
+    await waitUntil(`peer ${peer.name}`, proc, () => tcpAccepts(port));
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
   return {
-    name: 'peer',
+    name: peer.name,
     port,
     secret,
     domain: BENCH_DOMAIN,
-    modes: ['plain', 'dd'],
+    modes: peer.kind === 'tls' ? ['ee'] : ['plain', 'dd'],
     process: proc,
     pids: () => processTree(proc.pid),
-    stop: () => stop(proc, 'SIGTERM', 10_000),
+    stop: async () => {
+      await stop(proc, 'SIGTERM', 10_000);
+      cleanup();
+    },
   };
+}
+
+/** Telegram's proxy-multi.conf, sending every DC (both signs) to one middle proxy. */
+function middleConfigText(port: number): string {
+  const targets = [1, 2, 3, 4, 5].flatMap((dc) => [dc, -dc]);
+  const lines = targets.map((dc) => `proxy_for ${dc} 127.0.0.1:${port};`);
+  return ['default 2;', ...lines, ''].join('\n');
 }
 
 function tsxArgs(file: string): string[] {

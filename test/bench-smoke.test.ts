@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { ScenarioResult } from '../bench/measure.js';
-import type { BenchJson } from '../bench/report.js';
+import { type BenchJson, peerRows } from '../bench/report.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -73,7 +73,23 @@ const REQUIRED = [
   'plain-relay/latency/secretless',
   'plain-relay/idle/100',
   'no-relay/latency/secretless',
+  'mtkube/shape-bulk/plain',
+  'mtkube/shape-small/plain',
+  'mtkube/idle/200-plain',
+  'self/shape-bulk/middle',
+  'self/shape-small/middle',
+  'self/handshakes/middle',
+  'self/idle/200-middle',
 ];
+
+/**
+ * A peer as a user gives one, here our own compiled proxy in middle mode: it gets the echo middle
+ * proxy's secret and config as files, and its figures are set against ours in the same run.
+ */
+const SELF_AS_PEER =
+  'self:middle=DATA_DIR=. BIND=127.0.0.1 WORKERS=1 MODE=middle PROXY_SECRET_URL={PROXY_SECRET_FILE} ' +
+  'PROXY_CONFIG_URL={PROXY_CONFIG_FILE} CONFIG_REFRESH_INTERVAL=0 EXTERNAL_IP=127.0.0.1 IP_DETECT_URLS= ' +
+  'STATS_BIND=127.0.0.1 METRICS_PORT=0 BANNER=off LOG_LEVEL=warn {NODE} {BENCH_BUILD}/proxy/src/cli.js';
 const MAY_SKIP = /\/(ee|middle)$/;
 
 describe('the benchmark, quick run (npm run bench -- --quick)', function () {
@@ -85,7 +101,7 @@ describe('the benchmark, quick run (npm run bench -- --quick)', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mtkube-bench-smoke-'));
     const out = join(dir, 'quick.json');
-    run = await runBench(['--quick', '--json', '--out', out], 140_000);
+    run = await runBench(['--quick', '--json', '--out', out, '--peer', SELF_AS_PEER], 140_000);
     json = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
   });
 
@@ -127,6 +143,19 @@ describe('the benchmark, quick run (npm run bench -- --quick)', function () {
     expect(figure('mtkube/latency/plain')?.p99Micros).to.be.a('number');
     expect(figure('mtkube/idle/300')?.connections).to.equal(300);
     if (json.crypto.error === undefined) expect(json.crypto.directSecondsPerGb).to.be.greaterThan(0);
+  });
+
+  it('sets the peer against our proxy in the same shapes, as ratios', () => {
+    const rows = peerRows(json).filter((r) => r.mode === 'middle');
+    expect(rows.map((r) => r.figure)).to.include.members([
+      'CPU s/GB, 16 conns x 4 x 16 KiB',
+      'CPU s/GB, 64 conns x 8 x 256 B',
+      'CPU ms per handshake',
+    ]);
+    for (const r of rows) {
+      expect(r.ours, r.figure).to.be.a('number');
+      expect(r.peers.get('self'), r.figure).to.be.a('number');
+    }
   });
 
   it('leaves none of the processes it started running', () => {

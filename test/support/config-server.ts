@@ -12,6 +12,8 @@ interface Answer {
 export class ConfigServer {
   /** GET requests answered since start. */
   requests = 0;
+  /** The Date header to send (Telegram's clock, as the test wants it); undefined: the real time. */
+  dateHeader: (() => string | undefined) | undefined;
   #answer: Answer;
   #sinceChange = 0;
 
@@ -35,6 +37,11 @@ export class ConfigServer {
       standin.requests++;
       standin.#sinceChange++;
       const { status, body: text } = standin.#answer;
+      if (standin.dateHeader !== undefined) {
+        const date = standin.dateHeader();
+        if (date === undefined) res.sendDate = false;
+        else res.setHeader('date', date);
+      }
       res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     });

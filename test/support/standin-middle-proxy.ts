@@ -51,6 +51,8 @@ export interface StandinOptions {
    * end in the key derivation. Default: the listening address.
    */
   readonly reachedAt?: () => Endpoint | undefined;
+  /** The loopback address it listens on (default 127.0.0.1; ::1 for IPv6 middle proxies). */
+  readonly host?: '127.0.0.1' | '::1';
 }
 
 export interface RecordedRequest {
@@ -84,7 +86,7 @@ interface Connection {
 const POLL_MS = 5;
 
 export class StandinMiddleProxy {
-  readonly host = '127.0.0.1';
+  readonly host: string;
   readonly secret: Buffer;
   readonly requests: RecordedRequest[] = [];
   readonly handshakes: RecordedHandshake[] = [];
@@ -104,13 +106,15 @@ export class StandinMiddleProxy {
     readonly port: number,
     private readonly options: StandinOptions,
   ) {
+    this.host = options.host ?? '127.0.0.1';
     this.secret = options.secret ?? randomBytes(128);
-    this.pid = processId(this.host, port, process.pid & 0xffff, this.now());
+    // The official pid carries an IPv4 address, zero on IPv6.
+    this.pid = processId(this.host === '::1' ? '0.0.0.0' : this.host, port, process.pid & 0xffff, this.now());
   }
 
   static async start(options: StandinOptions = {}): Promise<StandinMiddleProxy> {
     const server = createServer();
-    server.listen(0, '127.0.0.1');
+    server.listen(0, options.host ?? '127.0.0.1');
     await once(server, 'listening');
     const address = server.address();
     if (address === null || typeof address === 'string') throw new Error('no TCP address');
@@ -133,7 +137,8 @@ export class StandinMiddleProxy {
 
   /** A getProxyConfig text sending the given DCs (default 1..5 and their media ids) here. */
   configText(dcs: readonly number[] = [1, -1, 2, -2, 3, -3, 4, -4, 5, -5]): string {
-    return ['default 2;', ...dcs.map((dc) => `proxy_for ${dc} ${this.host}:${this.port};`), ''].join('\n');
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return ['default 2;', ...dcs.map((dc) => `proxy_for ${dc} ${host}:${this.port};`), ''].join('\n');
   }
 
   sendAnswer(connId: ConnId, data: Buffer, flags = 0): void {

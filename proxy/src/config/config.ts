@@ -4,7 +4,11 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtocolError } from '../protocol/errors.js';
-import { PROXY_CONFIG_URL, PROXY_SECRET_URL } from '../protocol/middle-proxy/builtin-config.js';
+import {
+  PROXY_CONFIG_URL,
+  PROXY_CONFIG_V6_URL,
+  PROXY_SECRET_URL,
+} from '../protocol/middle-proxy/builtin-config.js';
 import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
@@ -53,6 +57,12 @@ export interface Config {
   readonly mode: 'auto' | 'direct' | 'middle';
   readonly proxySecretUrl: string;
   readonly proxyConfigUrl: string;
+  /** getProxyConfigV6: Telegram's IPv6 middle proxies. */
+  readonly proxyConfigV6Url: string;
+  /** off: IPv4 middle proxies only; on: both families in the pool; only: IPv6 ones only. */
+  readonly middleIpv6: 'off' | 'on' | 'only';
+  /** Compare our clock with the Date header of each HTTP config fetch. */
+  readonly clockCheck: boolean;
   readonly configRefreshMs: number;
   readonly workers: number;
   readonly maxConnections: number;
@@ -419,6 +429,9 @@ export function parseConfig(raw: RawSettings, env: NodeJS.ProcessEnv = {}): Conf
     mode: parseMode(get('MODE') ?? 'auto'),
     proxySecretUrl: get('PROXY_SECRET_URL') ?? PROXY_SECRET_URL,
     proxyConfigUrl: get('PROXY_CONFIG_URL') ?? PROXY_CONFIG_URL,
+    proxyConfigV6Url: get('PROXY_CONFIG_V6_URL') ?? PROXY_CONFIG_V6_URL,
+    middleIpv6: parseChoice('MIDDLE_IPV6', get('MIDDLE_IPV6') ?? 'off', ['off', 'on', 'only'] as const),
+    clockCheck: parseSwitch('CLOCK_CHECK', get('CLOCK_CHECK') ?? 'on'),
     configRefreshMs: parseSeconds(
       'CONFIG_REFRESH_INTERVAL',
       get('CONFIG_REFRESH_INTERVAL') ?? '3600',

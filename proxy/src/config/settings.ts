@@ -59,6 +59,27 @@ export const SETTINGS: readonly Setting[] = [
     help: "Middle mode: where Telegram's middle-proxy list comes from, an http(s) URL or a file (default https://core.telegram.org/getProxyConfig).",
   },
   {
+    env: 'PROXY_CONFIG_V6_URL',
+    flag: 'proxy-config-v6-url',
+    kind: 'string',
+    placeholder: 'URL|FILE',
+    help: "Middle mode with MIDDLE_IPV6: where Telegram's IPv6 middle-proxy list comes from (default https://core.telegram.org/getProxyConfigV6).",
+  },
+  {
+    env: 'MIDDLE_IPV6',
+    flag: 'middle-ipv6',
+    kind: 'string',
+    placeholder: 'off|on|only',
+    help: 'Middle mode: off (default) dials IPv4 middle proxies only; on adds the IPv6 list to the pool (clients go to whichever are ready); only uses the IPv6 list alone, for IPv6-only hosts.',
+  },
+  {
+    env: 'CLOCK_CHECK',
+    flag: 'clock-check',
+    kind: 'string',
+    placeholder: 'on|off',
+    help: "Middle mode: compare our clock with the Date header of each HTTP config fetch (Telegram's middle proxies refuse a clock more than 30 s off) and report it in /stats, /metrics and the log (default on). off: not measured, reported as off.",
+  },
+  {
     env: 'CONFIG_REFRESH_INTERVAL',
     flag: 'config-refresh-interval',
     kind: 'string',

@@ -32,6 +32,8 @@ const CLOSE_REASONS: Record<MiddleUpstreamCloseReason, CloseReason> = {
   flood: 'client-error',
 };
 
+const CORK_BELOW = 4096;
+
 export function middleUpstream(deps: MiddleAdapterDeps): Upstream {
   return {
     canServe: (dc) => targetsForDc(deps.pool.config, dc) !== undefined,
@@ -46,6 +48,11 @@ async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: Se
   const { observer } = session;
   const encrypt = ctrCipher(header.encrypt);
   const decrypt = header.decryptor;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    client.uncork();
+  };
   let upstream: MiddleUpstream;
   try {
     upstream = await MiddleUpstream.open({
@@ -66,6 +73,13 @@ async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: Se
         write: (chunks) => {
           const plain = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           observer.relayed(user, 0, plain.length);
+          // Small answers of one middle-proxy read leave in one writev, not one write each. Large
+          // ones go at once: corked, they would fill the socket's buffer and pause the client.
+          if (!corked && plain.length < CORK_BELOW) {
+            corked = true;
+            client.cork();
+            process.nextTick(uncork);
+          }
           return client.write(link.wrap(encrypt.update(plain)));
         },
         get backlog() {

@@ -5,6 +5,12 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProxyConfigInfo } from '../telemetry/official-stats.js';
 import {
+  type ClockCheck,
+  checkClock,
+  MIDDLE_PROXY_CLOCK_LIMIT_SECONDS,
+} from '../upstream/middle-proxy-clock.js';
+import { middleTargets } from '../upstream/middle-proxy-families.js';
+import {
   configToWire,
   type LoadResult,
   type TelegramConfigSnapshot,
@@ -17,19 +23,27 @@ export class MiddleConfig {
   #snapshot: TelegramConfigSnapshot | undefined;
   /** Refresh results by outcome, for mtproxy_config_refreshes_total. */
   readonly refreshes: Record<string, number> = {};
+  /** The last clock check (CLOCK_CHECK=on), undefined before the first HTTP answer. */
+  #clock: ClockCheck | undefined;
+  readonly #config: Config;
 
   private constructor(
     config: Config,
     log: Logger,
     onChange: (secretHex: string, wire: WireProxyConfig) => void,
   ) {
+    this.#config = config;
     this.#source = new TelegramConfigSource({
       secretSource: config.proxySecretUrl,
       configSource: config.proxyConfigUrl,
+      configV6Source: config.middleIpv6 === 'off' ? undefined : config.proxyConfigV6Url,
       refreshIntervalMs: config.configRefreshMs,
       cacheDir: config.dataDir,
       listener: {
         result: (r) => this.#result(r, log),
+        date: (observation) => {
+          if (config.clockCheck) this.#checkClock(checkClock(observation), log);
+        },
         changed: (snapshot) => {
           const first = this.#snapshot === undefined;
           this.#snapshot = snapshot;
@@ -40,8 +54,14 @@ export class MiddleConfig {
             defaultDc: snapshot.config.defaultDc,
             md5: snapshot.configInfo.md5,
             secretOrigin: snapshot.secretInfo.origin,
+            ...(snapshot.configV6Info && {
+              configV6: snapshot.configV6Info.source,
+              originV6: snapshot.configV6Info.origin,
+              clustersV6: snapshot.configV6Info.clusters,
+            }),
+            middleIpv6: config.middleIpv6,
           });
-          if (!first) onChange(snapshot.secret.toString('hex'), configToWire(snapshot.config));
+          if (!first) onChange(snapshot.secret.toString('hex'), configToWire(this.#targets()));
         },
       },
     });
@@ -54,6 +74,11 @@ export class MiddleConfig {
     onChange: (secretHex: string, wire: WireProxyConfig) => void,
   ): Promise<MiddleConfig> {
     const mc = new MiddleConfig(config, log, onChange);
+    if (!config.clockCheck) {
+      log.info(
+        "clock check off (CLOCK_CHECK=off): a clock skewed from Telegram's shows only as failing middle-proxy handshakes",
+      );
+    }
     mc.#snapshot = await mc.#source.start();
     return mc;
   }
@@ -63,7 +88,17 @@ export class MiddleConfig {
   }
 
   wire(): { secretHex: string; config: WireProxyConfig } {
-    return { secretHex: this.snapshot.secret.toString('hex'), config: configToWire(this.snapshot.config) };
+    return { secretHex: this.snapshot.secret.toString('hex'), config: configToWire(this.#targets()) };
+  }
+
+  /** The middle proxies in force: the IPv4 list, the IPv6 one, or both (MIDDLE_IPV6). */
+  #targets() {
+    return middleTargets(this.snapshot.config, this.snapshot.configV6, this.#config.middleIpv6);
+  }
+
+  /** The last clock check; `off` when CLOCK_CHECK=off, undefined before the first HTTP answer. */
+  clock(): ClockCheck | 'off' | undefined {
+    return this.#config.clockCheck ? this.#clock : 'off';
   }
 
   /** The config_* keys of the official /stats. */
@@ -80,7 +115,7 @@ export class MiddleConfig {
 
   /** Distinct middle-proxy addresses in the config in force. */
   declaredTargets(): number {
-    const all = [...this.snapshot.config.targets.values()].flat().map((t) => `${t.host}:${t.port}`);
+    const all = [...this.#targets().targets.values()].flat().map((t) => `${t.host}:${t.port}`);
     return new Set(all).size;
   }
 
@@ -90,6 +125,27 @@ export class MiddleConfig {
 
   stop(): void {
     this.#source.stop();
+  }
+
+  /** Logs a skewed clock at each check (an error: middle proxies refuse it), and its recovery. */
+  #checkClock(check: ClockCheck, log: Logger): void {
+    const before = this.#clock?.state;
+    this.#clock = check;
+    const fields = {
+      skewSeconds: check.skewSeconds === undefined ? undefined : Number(check.skewSeconds.toFixed(1)),
+      limitSeconds: MIDDLE_PROXY_CLOCK_LIMIT_SECONDS,
+      source: check.source,
+    };
+    if (check.state === 'skewed') {
+      log.error(
+        "our clock is off Telegram's by more than the middle proxies accept; they will refuse our connections until it is fixed (run NTP)",
+        fields,
+      );
+    } else if (check.state === 'ok' && before === 'skewed') {
+      log.info("our clock agrees with Telegram's again", fields);
+    } else if (check.state === 'unknown' && before !== 'unknown') {
+      log.warn("clock check: cannot compare with Telegram's clock", { ...fields, reason: check.reason });
+    }
   }
 
   #result(r: LoadResult, log: Logger): void {

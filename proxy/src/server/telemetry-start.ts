@@ -11,7 +11,12 @@ import {
 } from '../telemetry/http-endpoints.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
-import { formatOfficialStats, type TlsProfileRow, type UserStatsRow } from '../telemetry/official-stats.js';
+import {
+  type ClockFigures,
+  formatOfficialStats,
+  type TlsProfileRow,
+  type UserStatsRow,
+} from '../telemetry/official-stats.js';
 import { VERSION_STRING } from '../version.js';
 import type { MiddleConfig } from './middle-config.js';
 import type { PrimaryHandle } from './primary.js';
@@ -69,6 +74,7 @@ export async function startTelemetry(
           proxySecretMd5: middle?.snapshot.secretInfo.md5,
           users: config.userMetrics ? userFigures(users, primary) : undefined,
           targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
+          clock: middle && clockFigures(middle),
           httpQueries,
           tlsProfiles: tlsProfiles(),
           generateSeconds: (performance.now() - began) / 1000,
@@ -88,6 +94,7 @@ export async function startTelemetry(
       version: VERSION_STRING,
       configRefreshes: middle?.refreshes ?? {},
       configAgeSeconds: middle?.ageSeconds(),
+      clock: middle && clockFigures(middle),
       targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
       masked: primary.totals().masked,
       replay: primary.replayFigures(),
@@ -115,6 +122,14 @@ export async function startTelemetry(
     });
   }
   log.info('telemetry listening', { statsPort: config.statsPort, metricsPort: config.metricsPort });
+}
+
+function clockFigures(middle: MiddleConfig): ClockFigures {
+  const clock = middle.clock();
+  if (clock === 'off' || clock === undefined) {
+    return { state: clock ?? 'unknown', skewSeconds: undefined, checkedAt: undefined };
+  }
+  return { state: clock.state, skewSeconds: clock.skewSeconds, checkedAt: clock.checkedAt };
 }
 
 function userFigures(users: UsersService, primary: PrimaryHandle): UserStatsRow[] {

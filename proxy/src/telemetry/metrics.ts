@@ -3,6 +3,7 @@
 // addresses or secrets (a secret is named secret1, secret2, ...).
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { CounterSnapshot, UserCounters } from './counters.js';
+import type { ClockFigures } from './official-stats.js';
 
 export interface MetricsModel {
   readonly totals: CounterSnapshot;
@@ -15,6 +16,8 @@ export interface MetricsModel {
   /** Middle mode: config refreshes by result and the age of the config in force. */
   readonly configRefreshes: Readonly<Record<string, number>>;
   readonly configAgeSeconds: number | undefined;
+  /** Middle mode: the clock check (undefined in direct mode). */
+  readonly clock?: ClockFigures | undefined;
   readonly masked: number;
   /** Fake-TLS site profiles: domain, source, age (-1: never measured). */
   readonly tlsProfiles?: readonly {
@@ -365,6 +368,26 @@ export function createMetricsRegistry(model: () => MetricsModel): Registry {
             [{ result: 'ok' }, n.ok],
             [{ result: 'failed' }, n.failed],
           ];
+    },
+  );
+  gauge(
+    registry,
+    'mtproxy_clock_check',
+    "Middle mode: 1 for the state of the last check of our clock against Telegram's Date header (ok, skewed: more than 30 s off, unknown, off).",
+    ['state'],
+    () => {
+      const clock = m().clock;
+      return clock === undefined ? [] : [[{ state: clock.state }, 1]];
+    },
+  );
+  gauge(
+    registry,
+    'mtproxy_clock_skew_seconds',
+    "Middle mode: our clock minus Telegram's at the last config fetch (positive: ours is ahead); 0 while mtproxy_clock_check is unknown or off.",
+    [],
+    () => {
+      const skew = m().clock?.skewSeconds;
+      return skew === undefined ? [] : [[{}, skew]];
     },
   );
   // Per-user series carry the user's name (secret1, ... or a users-file name), never a secret;

@@ -59,6 +59,8 @@ export interface StatsModel {
   readonly users?: readonly UserStatsRow[] | undefined;
   /** Fake-TLS site profiles, one per domain (fake-tls/profile-service.ts); none without fake TLS. */
   readonly tlsProfiles?: readonly TlsProfileRow[] | undefined;
+  /** Middle mode: the clock check against Telegram's Date header (our addition). */
+  readonly clock?: ClockFigures | undefined;
 }
 
 /** One domain's site profile in the `fake_tls_profiles` section (our addition). */
@@ -75,6 +77,13 @@ export interface TlsProfileRow {
    * its ChangeCipherSpec came (`records=4 ccs=with-hello`); `-` for the fallback.
    */
   readonly siteLayout: string;
+}
+
+/** `off` (CLOCK_CHECK=off), `unknown` before an HTTP answer with a Date header, else its result. */
+export interface ClockFigures {
+  readonly state: 'ok' | 'skewed' | 'unknown' | 'off';
+  readonly skewSeconds: number | undefined;
+  readonly checkedAt: number | undefined;
 }
 
 type Line = readonly [string, string | number];
@@ -277,6 +286,13 @@ export function formatOfficialStats(m: StatsModel): string {
     ['config_size', m.proxyConfig?.size ?? 0],
     ['config_md5', m.proxyConfig?.md5 ?? ''],
     ['config_auth_clusters', m.proxyConfig?.clusters ?? 0],
+    ...(m.clock === undefined
+      ? []
+      : ([
+          ['clock_check', m.clock.state],
+          ['clock_skew_seconds', m.clock.skewSeconds === undefined ? '' : m.clock.skewSeconds.toFixed(3)],
+          ['clock_checked_at', m.clock.checkedAt ?? 0],
+        ] as const)),
     ['workers', m.workers],
     ['queries_get', 0],
     ['qps_get', '0.000000'],

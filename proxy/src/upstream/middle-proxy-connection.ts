@@ -10,7 +10,13 @@ import { isPrivateAddress } from '../config/ip-detect.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { type Endpoint, ipOctets, ipv4ToHostOrder } from '../protocol/middle-proxy/address.js';
 import { HANDSHAKE_FLAG_CRC32C } from '../protocol/middle-proxy/constants.js';
-import { FrameReader, FrameWriter } from '../protocol/middle-proxy/full-transport.js';
+import {
+  checkPayloadLength,
+  type FramePayload,
+  FrameReader,
+  FrameWriter,
+  payloadLength,
+} from '../protocol/middle-proxy/full-transport.js';
 import { behindNat, deriveConnectionKeys } from '../protocol/middle-proxy/kdf.js';
 import type { HostPort } from '../protocol/middle-proxy/proxy-config.js';
 import {
@@ -142,6 +148,13 @@ export class MiddleProxyConnection {
   #addresses: ConnectionAddresses | undefined;
   #crc32c = false;
   #settle: { resolve: (c: MiddleProxyConnection) => void; reject: (e: Error) => void } | undefined;
+  /**
+   * Frames of this turn of the event loop, written together at its end: one CBC update and one
+   * system call for every client packet (and close, pong) that arrived in the same turn.
+   */
+  #pending: FramePayload[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
 
   private constructor(options: MiddleConnectionOptions) {
     this.#options = options;
@@ -215,17 +228,58 @@ export class MiddleProxyConnection {
    */
   send(connId: ConnId, header: ProxyReqHeader, packet: Buffer, quickAck: boolean, dropped = false): boolean {
     if (this.#state !== 'ready') return true;
-    if (this.#socket.write(this.#writer.frame([header.forPacket(packet, quickAck, dropped), packet]))) {
+    this.#queue([header.forPacket(packet, quickAck, dropped), packet]);
+    const socket = this.#socket;
+    if (
+      !socket.writableNeedDrain &&
+      socket.writableLength + this.#pendingBytes < socket.writableHighWaterMark
+    ) {
       return true;
     }
     this.#waitingForDrain.add(connId);
     return false;
   }
 
+  /** Throws RangeError (as writing at once would) for a payload that cannot be framed. */
+  #queue(payload: FramePayload): void {
+    const bytes = payloadLength(payload);
+    checkPayloadLength(bytes);
+    this.#pending.push(payload);
+    this.#pendingBytes += bytes;
+    if (this.#pendingBytes >= FLUSH_AT_BYTES) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  /** Writes the frames queued so far; wakes the clients held back if the socket took them all. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0 || this.#state !== 'ready') return;
+    const frames = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    let more: boolean;
+    try {
+      more = this.#socket.write(this.#writer.frames(frames));
+    } catch (err) {
+      // Every payload was checked when queued; a failure here is a bug, and costs this connection only.
+      this.close(err as Error);
+      return;
+    }
+    // Held back only because of the queue: no 'drain' will come for them.
+    if (more && this.#waitingForDrain.size > 0) this.#onDrain();
+  }
+
   /** Close now; every bound client is told `connection-lost`. */
   close(error?: Error): void {
     if (this.#state === 'closed') return;
     const wasReady = this.#state === 'ready';
+    // What this turn queued (an RPC_CLOSE_CONN, say) goes out first, as it would have unbatched.
+    if (wasReady && error === undefined) this.#flush();
+    // The flush may have closed it already (a write that threw).
+    if ((this.#state as State) === 'closed') return;
     this.#state = 'closed';
     this.#error ??= error;
     clearTimeout(this.#timer);
@@ -421,10 +475,15 @@ export class MiddleProxyConnection {
     this.#keepalive.unref();
   }
 
+  /** Before the handshake is done, at once (the cipher starts between frames); then in order with the packets. */
   #write(payload: Buffer): void {
-    this.#socket.write(this.#writer.frame(payload));
+    if (this.#state === 'ready') this.#queue(payload);
+    else this.#socket.write(this.#writer.frame(payload));
   }
 }
+
+/** A turn's frames are written early once they reach this size (bounds the buffer and the latency). */
+const FLUSH_AT_BYTES = 256 * 1024;
 
 function connectTimeout(o: MiddleConnectionOptions): number {
   return o.connectTimeoutMs ?? 10_000;

@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { keepPrivate } from '../config/private-file.js';
 import { builtinProxyConfig } from '../protocol/middle-proxy/builtin-config.js';
 import type { HostPort, MiddleProxyConfig } from '../protocol/middle-proxy/proxy-config.js';
+import type { DateObservation } from './middle-proxy-clock.js';
 import {
   DEFAULT_READ_LIMITS,
   md5Hex,
   type ReadLimits,
-  readSource,
+  readSourceDated,
   TelegramFileError,
   validateProxyConfig,
   validateProxySecret,
@@ -74,6 +75,8 @@ export type LoadResult =
 export interface TelegramConfigListener {
   /** Every load attempt, at start and at each refresh (count ok/failed/rejected, log failures). */
   result?(result: LoadResult): void;
+  /** An HTTP answer's Date header and timing, for the clock check (each fetch, even a rejected body). */
+  date?(observation: DateObservation): void;
   /** The snapshot in use changed (also called once by `start`). Apply it to the pool. */
   changed?(snapshot: TelegramConfigSnapshot, files: ReadonlySet<TelegramFile>): void;
 }
@@ -285,7 +288,8 @@ export class TelegramConfigSource {
     source: string,
     origin: FileOrigin = 'fetched',
   ): Promise<Loaded<T> & { bytes: Buffer }> {
-    const bytes = await readSource(source, this.#options.limits ?? DEFAULT_READ_LIMITS);
+    const { bytes, date } = await readSourceDated(source, this.#options.limits ?? DEFAULT_READ_LIMITS);
+    if (date !== undefined) this.#observeDate(date);
     const value = kind.validate(bytes, source);
     const info: FileInfo = {
       source,
@@ -355,6 +359,14 @@ export class TelegramConfigSource {
       this.#options.listener?.changed?.(snapshot, files);
     } catch {
       // As below: the snapshot is in use whatever the listener did with it.
+    }
+  }
+
+  #observeDate(date: DateObservation): void {
+    try {
+      this.#options.listener?.date?.(date);
+    } catch {
+      // As in #report.
     }
   }
 

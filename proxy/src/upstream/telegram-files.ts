@@ -10,6 +10,7 @@ import {
   ProxyConfigError,
   parseProxyConfig,
 } from '../protocol/middle-proxy/proxy-config.js';
+import type { DateObservation } from './middle-proxy-clock.js';
 
 /** Official MIN_PWD_LEN / MAX_PWD_LEN (net/net-crypto-aes.h). */
 export const PROXY_SECRET_MIN = 32;
@@ -47,8 +48,20 @@ export function isUrl(source: string): boolean {
 
 /** The bytes behind a URL or a file path; throws TelegramFileError(`failed`). */
 export async function readSource(source: string, limits: ReadLimits = DEFAULT_READ_LIMITS): Promise<Buffer> {
+  return (await readSourceDated(source, limits)).bytes;
+}
+
+/**
+ * `readSource`, with what an HTTP answer told about the clocks (its Date header and when we asked
+ * and heard back, for the clock check); `date` is undefined for a local file.
+ */
+export async function readSourceDated(
+  source: string,
+  limits: ReadLimits = DEFAULT_READ_LIMITS,
+): Promise<{ bytes: Buffer; date: DateObservation | undefined }> {
   try {
-    return await (isUrl(source) ? fetchUrl(source, limits) : readLocalFile(source, limits.maxBytes));
+    if (!isUrl(source)) return { bytes: await readLocalFile(source, limits.maxBytes), date: undefined };
+    return await fetchUrl(source, limits);
   } catch (err) {
     if (err instanceof TelegramFileError) throw err;
     const e = err as Error & { cause?: Error };
@@ -58,8 +71,15 @@ export async function readSource(source: string, limits: ReadLimits = DEFAULT_RE
   }
 }
 
-async function fetchUrl(url: string, limits: ReadLimits): Promise<Buffer> {
+async function fetchUrl(url: string, limits: ReadLimits): Promise<{ bytes: Buffer; date: DateObservation }> {
+  const sentAtMs = Date.now();
   const res = await fetch(url, { signal: AbortSignal.timeout(limits.timeoutMs), redirect: 'follow' });
+  const date: DateObservation = {
+    source: url,
+    dateHeader: res.headers.get('date') ?? undefined,
+    sentAtMs,
+    receivedAtMs: Date.now(),
+  };
   if (!res.ok) {
     await res.body?.cancel();
     throw new TelegramFileError(url, 'failed', `HTTP ${res.status} ${res.statusText}`.trim());
@@ -78,7 +98,7 @@ async function fetchUrl(url: string, limits: ReadLimits): Promise<Buffer> {
       parts.push(Buffer.from(chunk));
     }
   }
-  return Buffer.concat(parts, size);
+  return { bytes: Buffer.concat(parts, size), date };
 }
 
 async function readLocalFile(path: string, maxBytes: number): Promise<Buffer> {

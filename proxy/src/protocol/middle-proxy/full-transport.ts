@@ -24,14 +24,22 @@ export interface Frame {
 }
 
 const { OVERHEAD, PADDING_WORD, CBC_BLOCK, MIN_FRAME_LEN, MAX_FRAME_LEN, FIRST_SEQ } = FullTransport;
-// Encrypted frames are assembled in a buffer kept for the connection; bigger ones get their own.
-const SCRATCH_LIMIT = 64 * 1024;
+// Encrypted frames are assembled in a buffer kept for the connection (a batch of one turn of the
+// event loop fits); bigger ones get their own.
+const SCRATCH_LIMIT = 320 * 1024;
 
-function payloadLength(payload: FramePayload): number {
+export function payloadLength(payload: FramePayload): number {
   if (Buffer.isBuffer(payload)) return payload.length;
   let n = 0;
   for (const part of payload as readonly Buffer[]) n += part.length;
   return n;
+}
+
+/** Throws RangeError unless a payload of this length can be framed (checked before queueing it). */
+export function checkPayloadLength(length: number): void {
+  if (length < 4 || length % 4 !== 0 || length + OVERHEAD > MAX_FRAME_LEN) {
+    throw new RangeError(`frame payload must be a non-empty multiple of 4 bytes, got ${length}`);
+  }
 }
 
 export interface FrameWriterOptions {
@@ -82,9 +90,7 @@ export class FrameWriter {
     let size = 0;
     for (const payload of payloads) {
       const length = payloadLength(payload);
-      if (length < 4 || length % 4 !== 0 || length + OVERHEAD > MAX_FRAME_LEN) {
-        throw new RangeError(`frame payload must be a non-empty multiple of 4 bytes, got ${length}`);
-      }
+      checkPayloadLength(length);
       size += OVERHEAD + length;
     }
     const padded = this.cbc !== undefined || this.padClearText;
