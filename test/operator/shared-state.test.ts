@@ -24,20 +24,28 @@ describe('operator: shared state for replicas, and quotas that outlive a pod', f
       sharedState: { redis: { urlSecretRef: { name: 'store', key: 'url' } }, limitsFallback: 'refuse' },
     });
     await bed.waitForCondition('tg', 'SharedStateReady', 'False', 'StoreSecretNotFound');
-    await bed.apply({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'store' },
-      stringData: { url: 'redis://:pw@redis.example:6379/0' },
-    });
+    const store = (annotations: Record<string, string>) =>
+      bed.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'store', annotations },
+        stringData: { url: 'redis://:pw@redis.example:6379/0' },
+      });
     // A Secret the operator does not own wakes no reconcile; a spec change does.
-    await bed.applyProxy('tg', {
-      replicas: 3,
-      users: [metered],
-      quotaTimeZone: 'Europe/Berlin',
-      sharedState: { redis: { urlSecretRef: { name: 'store', key: 'url' } }, limitsFallback: 'refuse' },
-      logLevel: 'debug',
-    });
+    const touch = (logLevel: 'debug' | 'info') =>
+      bed.applyProxy('tg', {
+        replicas: 3,
+        users: [metered],
+        quotaTimeZone: 'Europe/Berlin',
+        sharedState: { redis: { urlSecretRef: { name: 'store', key: 'url' } }, limitsFallback: 'refuse' },
+        logLevel,
+      });
+    // Named in the spec but not allowing this MTProxy: the operator does not hand it to the pods.
+    await store({});
+    await touch('debug');
+    await bed.waitForCondition('tg', 'SharedStateReady', 'False', 'SecretNotAllowed');
+    await store({ 'mtkube.dev/allowed-mtproxies': 'tg' });
+    await touch('info');
     await bed.waitForCondition('tg', 'SharedStateReady', 'True', 'External');
     const env = envOf(await bed.get<DeploymentJson>('deployment', 'tg'));
     expect(env.STATE_URL?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'store', key: 'url' });

@@ -31,7 +31,7 @@ describe('operator: one source for the CRD and the TypeScript types', () => {
     try {
       const crd = (await read('crds/mtkube.dev_mtproxies.yaml')).replace(
         '                replicas:\n',
-        '                sharedState:\n                  type: object\n                  properties:\n                    url:\n                      type: string\n                replicas:\n',
+        '                notInTypes:\n                  type: object\n                  properties:\n                    url:\n                      type: string\n                replicas:\n',
       );
       const generated = join(dir, 'crd.generated.ts');
       await writeFile(generated, renderCrdTypes(crd));
@@ -61,7 +61,7 @@ describe('operator: one source for the CRD and the TypeScript types', () => {
         (e: { stdout: string }) => e,
       )) as { stdout: string } | undefined;
       expect(err, 'the typecheck failed').to.not.equal(undefined);
-      expect(err!.stdout).to.include('sharedState');
+      expect(err!.stdout).to.include('notInTypes');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
