@@ -21,6 +21,7 @@ import {
   type Values,
   ValuesFiles,
   waitForPermission,
+  waitLeading,
   waitReady,
 } from './support.js';
 
@@ -160,7 +161,7 @@ describe('helm chart: install, operate, test, upgrade, uninstall', function () {
     it("the operator, as the chart's ServiceAccount, reconciles crds/examples/basic.yaml", async () => {
       op = await runOperatorAsChart(ns, operatorName);
       // Ready means the preflight found every permission it needs in every namespace.
-      expect(await waitReady(op)).to.match(/^ok: leading/);
+      expect(await waitLeading(op)).to.match(/^ok: leading/);
       await cluster.kubectlOk(['apply', '-n', userNs, '-f', EXAMPLE]);
       await expectReconciled(cluster, userNs, 'tg-proxy', 'proxy.example.com');
       await cluster.kubectlOk(['get', 'poddisruptionbudget', 'tg-proxy', '-n', userNs]);

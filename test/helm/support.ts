@@ -193,6 +193,23 @@ export async function waitReady(op: OperatorProcess, timeoutMs = 30_000): Promis
 }
 
 /**
+ * Waits until the operator leads: /readyz turns 200 once the preflight passed, which on a busy
+ * machine can come before the first Lease write.
+ */
+export async function waitLeading(op: OperatorProcess, timeoutMs = 30_000): Promise<string> {
+  return eventually(
+    async () => {
+      const r = await op.readyz();
+      if (r.status !== 200 || !r.body.startsWith('ok: leading')) {
+        throw new Error(`/readyz ${r.status}: ${r.body}\n${op.output().slice(-2000)}`);
+      }
+      return r.body;
+    },
+    { timeoutMs, intervalMs: 300 },
+  );
+}
+
+/**
  * Waits until the API server's authorizer lets the ServiceAccount list MTProxies (fresh RBAC
  * bindings take a moment), so the operator's first preflight check already passes.
  */
