@@ -71,6 +71,39 @@ const USERS = 128;
 const SECRETS = 16;
 const GOOD_CONCURRENCY = 8;
 
+/** One row of the table from what a scenario measured; the good clients' figures the same way for all. */
+function attackRow(
+  scenario: string,
+  good: { readonly attempts: number; readonly ok: number; readonly latencies: readonly number[] },
+  metrics: string,
+  m: {
+    readonly attackerConnections: number;
+    readonly attackerPerSecond: number;
+    readonly proxyCpu: number;
+    readonly peakRss: number;
+    readonly flooded: number | undefined;
+    readonly seconds: number;
+    readonly note: string;
+  },
+): AttackRow {
+  return {
+    scenario,
+    attackerConnections: m.attackerConnections,
+    attackerPerSecond: m.attackerPerSecond,
+    goodAttempts: good.attempts,
+    goodSucceeded: good.ok,
+    p50Ms: percentile(good.latencies, 50),
+    p99Ms: percentile(good.latencies, 99),
+    proxyCpu: m.proxyCpu,
+    peakWorkersRssMiB: m.peakRss / 2 ** 20,
+    workerRestarts: metricValue(metrics, 'mtproxy_worker_restarts_total'),
+    cpuMicrosPerAttack: undefined,
+    flooded: m.flooded,
+    seconds: m.seconds,
+    note: m.note,
+  };
+}
+
 function percentile(sorted: readonly number[], p: number): number | undefined {
   if (sorted.length === 0) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -230,22 +263,15 @@ async function handshakeRow(
   const cpu = cpuBetween(cpuBefore, sampleTreeCpu(sut.process.pid)) / elapsed;
   const peak = rss.stop();
   const metrics = await metricsText(metricsPort);
-  return {
-    scenario,
+  return attackRow(scenario, good, metrics, {
     attackerConnections: floodResult.opened,
     attackerPerSecond: Math.round(floodResult.opened / seconds),
-    goodAttempts: good.attempts,
-    goodSucceeded: good.ok,
-    p50Ms: percentile(good.latencies, 50),
-    p99Ms: percentile(good.latencies, 99),
     proxyCpu: cpu,
-    peakWorkersRssMiB: peak / 2 ** 20,
-    workerRestarts: metricValue(metrics, 'mtproxy_worker_restarts_total'),
-    cpuMicrosPerAttack: undefined,
+    peakRss: peak,
     flooded: undefined,
     seconds: elapsed,
     note,
-  };
+  });
 }
 
 /** A middle-mode client that pipelines `bytes` of requests and never reads an answer. */
@@ -314,22 +340,15 @@ async function middleRow(
     const peak = rss.stop();
     for (const s of flooders) s.destroy();
     const metrics = await metricsText(sut.metricsPort ?? 0);
-    return {
-      scenario,
+    return attackRow(scenario, good, metrics, {
       attackerConnections: count,
       attackerPerSecond: 0,
-      goodAttempts: good.attempts,
-      goodSucceeded: good.ok,
-      p50Ms: percentile(good.latencies, 50),
-      p99Ms: percentile(good.latencies, 99),
       proxyCpu: cpu,
-      peakWorkersRssMiB: peak / 2 ** 20,
-      workerRestarts: metricValue(metrics, 'mtproxy_worker_restarts_total'),
-      cpuMicrosPerAttack: undefined,
+      peakRss: peak,
       flooded: metricValue(metrics, 'mtproxy_middle_clients_flooded_total'),
       seconds: elapsed,
       note,
-    };
+    });
   } finally {
     await sut.stop();
   }
