@@ -3,9 +3,12 @@ import { isIP } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { HostPort } from '../direct/dc-table.js';
+import type { MaskSettings } from '../masking/mask-relay.js';
 import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from '../middle/codec/builtin-config.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
+import type { LogLevel } from '../telemetry/logger.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
@@ -18,13 +21,6 @@ export interface ProxySecret {
   readonly bytes: Buffer;
 }
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-
 /**
  * What a client may speak: `classic` = abridged or intermediate obfuscated2, `secure` = padded
  * intermediate (`dd`), `tls` = fake TLS (`ee`). Inside fake TLS, padded is always accepted and
@@ -33,16 +29,6 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type ClientMode = 'classic' | 'secure' | 'tls';
 export type UnknownSniAction = 'mask' | 'drop' | 'accept';
 export type ProxyProtocolSetting = 'off' | 'v1' | 'v2' | 'auto';
-
-/** Where connections that fail the handshake are relayed, and the caps of such a relay. */
-export interface MaskSettings {
-  readonly host: string;
-  readonly port: number;
-  readonly maxBytes: number;
-  readonly timeoutMs: number;
-  /** Masked relays open at once per worker. */
-  readonly maxRelays: number;
-}
 
 export interface Config {
   /** Secrets given by the user; undefined means "load from DATA_DIR or generate". */

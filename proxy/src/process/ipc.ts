@@ -1,125 +1,139 @@
-// Messages between the primary and its workers over the cluster IPC channel. JSON only: buffers
-// travel as hex, maps as entry lists.
-import type {
-  ClientMode,
-  Config,
-  HostPort,
-  MaskSettings,
-  ProxyProtocolSetting,
-  UnknownSniAction,
-} from '../config/config.js';
-import type { SiteProfile } from '../fake-tls/site-profile.js';
-import type { WireProxyConfig } from '../middle/telegram-config.js';
-import type { ReplayAnswer, ReplayRequest } from '../replay/shared-replay.js';
-import type { CounterSnapshot } from '../telemetry/counters.js';
-import type { AdmitAnswer, AdmitRequest, ReleaseNotice, WireUser } from '../users/shared-users.js';
+// Messages between the primary and its workers over the cluster IPC channel, as a registry: each
+// feature declares its own message kinds (a type tag and a shape check) and registers handlers for
+// them, so the process core never lists what features exist. On the wire a message is one JSON
+// object `{ type, ...fields }`: buffers travel as hex, maps as entry lists.
 
-/** Middle mode: what every worker's pool needs; the primary fetches it once and pushes changes. */
-export interface MiddleSettings {
-  readonly secretHex: string;
-  readonly config: WireProxyConfig;
-  readonly externalIp: string | undefined;
-  readonly tagHex: string | undefined;
+/** Every message on the channel. */
+export interface Message {
+  readonly type: string;
 }
 
-export interface WorkerSettings {
-  readonly users: readonly WireUser[];
-  /** Undefined in direct mode. */
-  readonly middle: MiddleSettings | undefined;
-  readonly port: number;
-  readonly bind: string | undefined;
-  readonly maxConnections: number;
-  readonly dcOverrides: readonly [number, readonly HostPort[]][];
-  readonly preferIpv6: boolean;
-  readonly handshakeTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly logLevel: Config['logLevel'];
-  readonly modes: readonly ClientMode[];
-  readonly fakeTlsDomains: readonly string[];
-  readonly unknownSni: UnknownSniAction;
-  readonly tlsClockSkewSeconds: number;
-  /** One per fake-TLS domain; the primary sends changes as 'tls-profiles' messages. */
-  readonly tlsProfiles: readonly SiteProfile[];
-  readonly tlsRecordSizes: 'dynamic' | 'off';
-  readonly tlsRecordTiming: 'site' | 'off';
-  /** Undefined: failed connections are held and closed, not masked. */
-  readonly mask: MaskSettings | undefined;
-  /** Addresses and ports that reach this proxy, beyond the interfaces' own (mask loop check). */
-  readonly selfAddresses: readonly string[];
-  readonly selfPorts: readonly number[];
-  readonly proxyProtocol: ProxyProtocolSetting;
-  readonly maxConnectionsPerIp: number;
-  readonly failedHandshakeRate: number;
-  readonly maxUnidentifiedHandshakes: number;
-  readonly middleClientBacklog: number;
-  readonly middleBacklogBudget: number;
+/** One kind of message: its tag on the wire and a cheap check of the shape of what arrived. */
+export interface MessageKind<T extends Message> {
+  readonly type: T['type'];
+  /** False: the message is dropped and counted as malformed, never handed to a handler. */
+  readonly valid: (message: Readonly<Record<string, unknown>>) => boolean;
 }
 
-export type PrimaryMessage =
-  | { readonly type: 'start'; readonly settings: WorkerSettings }
-  | { readonly type: 'drain'; readonly timeoutMs: number }
-  | { readonly type: 'users'; readonly users: readonly WireUser[]; readonly revoke: readonly string[] }
-  | { readonly type: 'middle-config'; readonly secretHex: string; readonly config: WireProxyConfig }
-  | { readonly type: 'tls-profiles'; readonly profiles: readonly SiteProfile[] }
-  | ReplayAnswer
-  | AdmitAnswer;
+/** Declares a kind of message; `valid` sees the object after its `type` matched. */
+export function messageKind<T extends Message>(
+  type: T['type'],
+  valid: (message: Readonly<Record<string, unknown>>) => boolean = () => true,
+): MessageKind<T> {
+  return { type, valid };
+}
 
-export type WorkerMessage =
-  | { readonly type: 'listening' }
-  | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
-  | { readonly type: 'counters'; readonly counters: CounterSnapshot }
-  | ReplayRequest
-  | AdmitRequest
-  | ReleaseNotice;
+/** Shape checks for `valid`: what arrives came from another process. */
+export const isString = (v: unknown): v is string => typeof v === 'string';
+export const isNumberArray = (v: unknown): v is number[] =>
+  Array.isArray(v) && v.every((n) => typeof n === 'number');
 
-export function workerSettings(
-  config: Config,
-  users: readonly WireUser[],
-  extra: {
-    readonly mask: MaskSettings | undefined;
-    readonly selfAddresses: readonly string[];
-    readonly middle: MiddleSettings | undefined;
-    readonly tlsProfiles?: readonly SiteProfile[];
-  },
-): WorkerSettings {
-  return {
-    users,
-    middle: extra.middle,
-    port: config.port,
-    bind: config.bind,
-    maxConnections: config.maxConnections,
-    dcOverrides: [...config.dcOverrides.entries()],
-    preferIpv6: config.preferIpv6,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    idleTimeoutMs: config.idleTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    logLevel: config.logLevel,
-    modes: [...config.modes],
-    fakeTlsDomains: config.fakeTlsDomains,
-    unknownSni: config.unknownSni,
-    tlsClockSkewSeconds: config.tlsClockSkewSeconds,
-    tlsProfiles: extra.tlsProfiles ?? [],
-    tlsRecordSizes: config.tlsRecordSizes,
-    tlsRecordTiming: config.tlsRecordTiming,
-    mask: extra.mask,
-    selfAddresses: extra.selfAddresses,
-    selfPorts: selfPorts(config),
-    proxyProtocol: config.proxyProtocol,
-    maxConnectionsPerIp: config.maxConnectionsPerIp,
-    failedHandshakeRate: config.failedHandshakeRate,
-    maxUnidentifiedHandshakes: config.maxUnidentifiedHandshakes,
-    middleClientBacklog: config.middleClientBacklog,
-    middleBacklogBudget: config.middleBacklogBudget,
-  };
+/** Why a message went to no handler. */
+export type Dropped = 'unknown' | 'malformed' | 'failed';
+
+type Handler<From> = (message: never, from: From) => void | Promise<void>;
+
+interface Registration<From> {
+  readonly kind: MessageKind<Message>;
+  readonly handlers: Handler<From>[];
 }
 
 /**
- * Ports that reach this proxy: the client port and, since a mask target there would hand every
- * prober our statistics or metrics, the STATS_PORT and METRICS_PORT too.
+ * Hands each message to the handlers registered for its type. A message of no registered type, of
+ * the wrong shape, or whose handler throws (or rejects) is counted and reported, never rethrown:
+ * one bad message must not take down the process that holds every client.
  */
-export function selfPorts(config: Config): number[] {
-  return [...new Set([config.port, config.publicPort, config.statsPort, config.metricsPort])].filter(
-    (p) => p !== 0,
-  );
+export class MessageRouter<From> {
+  readonly #registrations = new Map<string, Registration<From>>();
+  readonly #onDrop: (reason: Dropped, type: string, error?: Error) => void;
+  /** Messages dropped since start, by reason. */
+  readonly dropped: Record<Dropped, number> = { unknown: 0, malformed: 0, failed: 0 };
+
+  constructor(onDrop: (reason: Dropped, type: string, error?: Error) => void = () => {}) {
+    this.#onDrop = onDrop;
+  }
+
+  /** Adds a handler for `kind`; several features may listen to the same kind. */
+  on<T extends Message>(
+    kind: MessageKind<T>,
+    handler: (message: T, from: From) => void | Promise<void>,
+  ): void {
+    const known = this.#registrations.get(kind.type);
+    if (known !== undefined && known.kind !== kind) {
+      throw new Error(`two message kinds share the type '${kind.type}'`);
+    }
+    const registration = known ?? { kind: kind as MessageKind<Message>, handlers: [] };
+    registration.handlers.push(handler as Handler<From>);
+    this.#registrations.set(kind.type, registration);
+  }
+
+  /** Whether a handler is registered for messages of this type. */
+  handles(type: string): boolean {
+    return this.#registrations.has(type);
+  }
+
+  /** Delivers one message as it came off the channel. */
+  dispatch(raw: unknown, from: From): void {
+    if (typeof raw !== 'object' || raw === null || typeof (raw as Message).type !== 'string') {
+      this.#drop('malformed', '?');
+      return;
+    }
+    const message = raw as Message & Record<string, unknown>;
+    const registration = this.#registrations.get(message.type);
+    if (registration === undefined) {
+      this.#drop('unknown', message.type);
+      return;
+    }
+    let valid = false;
+    try {
+      valid = registration.kind.valid(message);
+    } catch {}
+    if (!valid) {
+      this.#drop('malformed', message.type);
+      return;
+    }
+    for (const handler of registration.handlers) {
+      try {
+        const done = handler(message as never, from);
+        if (done instanceof Promise) done.catch((err: unknown) => this.#drop('failed', message.type, err));
+      } catch (err) {
+        this.#drop('failed', message.type, err);
+      }
+    }
+  }
+
+  #drop(reason: Dropped, type: string, err?: unknown): void {
+    this.dropped[reason]++;
+    const error = err === undefined ? undefined : err instanceof Error ? err : new Error(String(err));
+    this.#onDrop(reason, type, error);
+  }
 }
+
+/** The process core's own messages: a worker's life from its settings to its drain. */
+export interface StartMessage<S> {
+  readonly type: 'start';
+  readonly settings: S;
+}
+export interface DrainMessage {
+  readonly type: 'drain';
+  readonly timeoutMs: number;
+}
+export interface ListeningMessage {
+  readonly type: 'listening';
+}
+export interface ListenFailedMessage {
+  readonly type: 'listen-failed';
+  readonly code: string;
+  readonly message: string;
+}
+
+export const START = messageKind<StartMessage<unknown>>(
+  'start',
+  (m) => typeof m.settings === 'object' && m.settings !== null,
+);
+export const DRAIN = messageKind<DrainMessage>('drain', (m) => typeof m.timeoutMs === 'number');
+export const LISTENING = messageKind<ListeningMessage>('listening');
+export const LISTEN_FAILED = messageKind<ListenFailedMessage>(
+  'listen-failed',
+  (m) => isString(m.code) && isString(m.message),
+);

@@ -8,7 +8,7 @@
 import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import { throttled } from '../timers/throttle.js';
 import type { ReplayWindow } from './replay-window.js';
 
 export const REPLAY_FILE = 'replay-cache.bin';

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { createClient, type RedisClientType } from '@redis/client';
 import { ConfigError } from '../config/errors.js';
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import { throttled } from '../timers/throttle.js';
 import type { StateSettings } from './state-settings.js';
 
 const MAX_IN_FLIGHT = 20_000;

@@ -13,7 +13,7 @@ import { FLUSH_MS, StoreQuota } from '../state/store-quota.js';
 import type { UserCounters } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import { loadUsage, saveUsage } from './quota-store.js';
-import type { WireUser } from './shared-users.js';
+import type { WireUser } from './user-messages.js';
 import { type UserRefusal, UserRegistry } from './user-registry.js';
 import { parseUsersFile, type User } from './users-file.js';
 
