@@ -1,14 +1,10 @@
 // Site profiles as the primary sends them to its workers: the whole list again at each change.
-import { messageKind } from '../process/ipc.js';
+import { field, messageKind } from '../process/ipc.js';
 import type { WorkerIpc } from '../process/worker.js';
 import type { SiteProfile } from './site-profile.js';
 
-export interface TlsProfilesMessage {
-  readonly type: 'tls-profiles';
-  readonly profiles: readonly SiteProfile[];
-}
-
-export const TLS_PROFILES = messageKind<TlsProfilesMessage>('tls-profiles', (m) => Array.isArray(m.profiles));
+/** The whole list again at each change. */
+export const TLS_PROFILES = messageKind('tls-profiles', { profiles: field.list<SiteProfile>() });
 
 /**
  * A worker's site profiles by domain: those it started with, replaced whole by each 'tls-profiles'

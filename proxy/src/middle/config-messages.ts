@@ -1,7 +1,7 @@
 // Telegram's middle-proxy list as the primary sends it to its workers: the config as JSON-safe
 // data (maps as entry lists), and the message that carries a new proxy secret and list. Workers
 // switch new clients to it; clients already bound keep their connection.
-import { isString, messageKind } from '../process/ipc.js';
+import { field, messageKind } from '../process/ipc.js';
 import type { WorkerIpc } from '../process/worker.js';
 import type { HostPort, MiddleProxyConfig } from './codec/proxy-config.js';
 import type { MiddleProxyPool } from './pool.js';
@@ -37,16 +37,11 @@ export interface MiddleSettings {
   readonly tagHex: string | undefined;
 }
 
-export interface MiddleConfigMessage {
-  readonly type: 'middle-config';
-  readonly secretHex: string;
-  readonly config: WireProxyConfig;
-}
-
-export const MIDDLE_CONFIG = messageKind<MiddleConfigMessage>(
-  'middle-config',
-  (m) => isString(m.secretHex) && typeof m.config === 'object' && m.config !== null,
-);
+/** A new proxy secret and middle-proxy list. */
+export const MIDDLE_CONFIG = messageKind('middle-config', {
+  secretHex: field.string,
+  config: field.object<WireProxyConfig>(),
+});
 
 /** A worker's pool follows the primary's 'middle-config' messages. */
 export function followMiddleConfig(ipc: WorkerIpc, pool: MiddleProxyPool): void {

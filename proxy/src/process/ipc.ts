@@ -2,6 +2,10 @@
 // feature declares its own message kinds (a type tag and a shape check) and registers handlers for
 // them, so the process core never lists what features exist. On the wire a message is one JSON
 // object `{ type, ...fields }`: buffers travel as hex, maps as entry lists.
+import type { Logger } from '../telemetry/logger.js';
+import { throttled } from '../timers/throttle.js';
+
+const DROP_LOG_EVERY_MS = 60_000;
 
 /** Every message on the channel. */
 export interface Message {
@@ -15,18 +19,52 @@ export interface MessageKind<T extends Message> {
   readonly valid: (message: Readonly<Record<string, unknown>>) => boolean;
 }
 
-/** Declares a kind of message; `valid` sees the object after its `type` matched. */
-export function messageKind<T extends Message>(
-  type: T['type'],
-  valid: (message: Readonly<Record<string, unknown>>) => boolean = () => true,
-): MessageKind<T> {
-  return { type, valid };
+/** One field of a message: the check of what arrived, and (for the compiler only) its type. */
+export interface Field<T> {
+  readonly check: (value: unknown) => boolean;
+  readonly __type?: T;
 }
 
-/** Shape checks for `valid`: what arrives came from another process. */
-export const isString = (v: unknown): v is string => typeof v === 'string';
-export const isNumberArray = (v: unknown): v is number[] =>
-  Array.isArray(v) && v.every((n) => typeof n === 'number');
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/** The fields a message may have; what arrives came from another process, so each is checked. */
+export const field = {
+  number: { check: (v) => typeof v === 'number' } as Field<number>,
+  string: { check: (v) => typeof v === 'string' } as Field<string>,
+  numbers: { check: (v) => Array.isArray(v) && v.every((n) => typeof n === 'number') } as Field<
+    readonly number[]
+  >,
+  /** A list whose items the receiver trusts as `T` (our own process wrote them). */
+  list: <T>(): Field<readonly T[]> => ({ check: Array.isArray }),
+  /** An object, with an optional closer look. */
+  object: <T>(check: (v: Record<string, unknown>) => boolean = () => true): Field<T> => ({
+    check: (v) => isObject(v) && check(v),
+  }),
+  /** Anything, `undefined` included (JSON leaves undefined out): the receiver checks it. */
+  any: <T>(): Field<T> => ({ check: () => true }),
+};
+
+type Fields = Readonly<Record<string, Field<unknown>>>;
+
+/** The message a kind describes. */
+export type MessageOf<K> = K extends MessageKind<infer T> ? T : never;
+
+type FieldsOf<F extends Fields> = { readonly [K in keyof F]: F[K] extends Field<infer V> ? V : never };
+
+/**
+ * Declares a kind of message by its type tag and fields; `check` looks at the whole message once
+ * each field passed. The message's type is inferred: `MessageOf<typeof KIND>`.
+ */
+export function messageKind<Type extends string, F extends Fields>(
+  type: Type,
+  fields: F & { readonly type?: never },
+  check: (message: FieldsOf<F>) => boolean = () => true,
+): MessageKind<{ readonly type: Type } & FieldsOf<F>> {
+  const entries = Object.entries(fields);
+  const valid = (m: Readonly<Record<string, unknown>>): boolean =>
+    entries.every(([name, f]) => f.check(m[name])) && check(m as FieldsOf<F>);
+  return { type, valid } as MessageKind<{ readonly type: Type } & FieldsOf<F>>;
+}
 
 /** Why a message went to no handler. */
 export type Dropped = 'unknown' | 'malformed' | 'failed';
@@ -45,12 +83,20 @@ interface Registration<From> {
  */
 export class MessageRouter<From> {
   readonly #registrations = new Map<string, Registration<From>>();
-  readonly #onDrop: (reason: Dropped, type: string, error?: Error) => void;
+  #onDrop: (reason: Dropped, type: string, error?: Error) => void = () => {};
   /** Messages dropped since start, by reason. */
   readonly dropped: Record<Dropped, number> = { unknown: 0, malformed: 0, failed: 0 };
 
-  constructor(onDrop: (reason: Dropped, type: string, error?: Error) => void = () => {}) {
-    this.#onDrop = onDrop;
+  /** Logs dropped messages from now on, at most once a minute; `from` names the sender. */
+  reportDrops(log: Logger, from: string): void {
+    this.#onDrop = throttled(DROP_LOG_EVERY_MS, (reason: Dropped, type: string, error?: Error) =>
+      log.warn(`message from ${from} dropped`, {
+        reason,
+        type,
+        error: error?.message,
+        dropped: { ...this.dropped },
+      }),
+    );
   }
 
   /** Adds a handler for `kind`; several features may listen to the same kind. */
@@ -108,32 +154,3 @@ export class MessageRouter<From> {
     this.#onDrop(reason, type, error);
   }
 }
-
-/** The process core's own messages: a worker's life from its settings to its drain. */
-export interface StartMessage<S> {
-  readonly type: 'start';
-  readonly settings: S;
-}
-export interface DrainMessage {
-  readonly type: 'drain';
-  readonly timeoutMs: number;
-}
-export interface ListeningMessage {
-  readonly type: 'listening';
-}
-export interface ListenFailedMessage {
-  readonly type: 'listen-failed';
-  readonly code: string;
-  readonly message: string;
-}
-
-export const START = messageKind<StartMessage<unknown>>(
-  'start',
-  (m) => typeof m.settings === 'object' && m.settings !== null,
-);
-export const DRAIN = messageKind<DrainMessage>('drain', (m) => typeof m.timeoutMs === 'number');
-export const LISTENING = messageKind<ListeningMessage>('listening');
-export const LISTEN_FAILED = messageKind<ListenFailedMessage>(
-  'listen-failed',
-  (m) => isString(m.code) && isString(m.message),
-);

@@ -3,24 +3,14 @@
 // belongs to the features, which register their messages on the PrimaryIpc.
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
-import {
-  DRAIN,
-  type Dropped,
-  LISTEN_FAILED,
-  LISTENING,
-  type Message,
-  type MessageKind,
-  MessageRouter,
-  START,
-} from './ipc.js';
+import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
+import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 /** A worker that lived this long is considered healthy, and the restart delay starts over. */
 const HEALTHY_AFTER_MS = 60_000;
 const KILL_GRACE_MS = 2_000;
-const DROP_LOG_EVERY_MS = 60_000;
 
 /** One worker, as the features in the primary see it. */
 export interface WorkerLink {
@@ -32,23 +22,13 @@ export interface WorkerLink {
 
 /** The primary's end of the channel: features register what they answer and what they send. */
 export class PrimaryIpc {
-  readonly #router = new MessageRouter<WorkerLink>((reason, type, error) =>
-    this.#report?.(reason, type, error),
-  );
+  readonly #router = new MessageRouter<WorkerLink>();
   readonly #live = new Set<WorkerLink>();
   readonly #exitHandlers: ((worker: WorkerLink) => void)[] = [];
-  #report: ((reason: Dropped, type: string, error?: Error) => void) | undefined;
 
   /** Logs dropped messages from now on, at most once a minute. */
   reportDrops(log: Logger): void {
-    this.#report = throttled(DROP_LOG_EVERY_MS, (reason: Dropped, type: string, error?: Error) =>
-      log.warn('message from a worker dropped', {
-        reason,
-        type,
-        error: error?.message,
-        dropped: { ...this.#router.dropped },
-      }),
-    );
+    this.#router.reportDrops(log, 'a worker');
   }
 
   /** Handles messages of `kind` from any worker. */

@@ -1,21 +1,11 @@
 // A worker process: waits for its settings from the primary, starts its parts (which register the
 // messages they answer on the WorkerIpc), says when it listens, and drains when told to.
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
-import {
-  DRAIN,
-  type Dropped,
-  LISTEN_FAILED,
-  LISTENING,
-  type Message,
-  type MessageKind,
-  MessageRouter,
-  START,
-} from './ipc.js';
+import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
+import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
 
 /** Messages that arrive before the parts that answer them exist; more are dropped as unknown. */
 const MAX_HELD = 256;
-const DROP_LOG_EVERY_MS = 60_000;
 
 /** The worker's end of the channel. */
 export interface WorkerIpc {
@@ -48,23 +38,15 @@ export class ChildIpc implements WorkerIpc {
   readonly #router: MessageRouter<undefined>;
   readonly #send: (message: Message, then: () => void) => void;
   #held: unknown[] | undefined = [];
-  #report: ((reason: Dropped, type: string, error?: Error) => void) | undefined;
 
   /** `send` hands a message to the primary: process.send unless a test gives another. */
   constructor(send: (message: Message, then: () => void) => void = sendToPrimary) {
-    this.#router = new MessageRouter((reason, type, error) => this.#report?.(reason, type, error));
+    this.#router = new MessageRouter();
     this.#send = send;
   }
 
   reportDrops(log: Logger): void {
-    this.#report = throttled(DROP_LOG_EVERY_MS, (reason: Dropped, type: string, error?: Error) =>
-      log.warn('message from the primary dropped', {
-        reason,
-        type,
-        error: error?.message,
-        dropped: { ...this.#router.dropped },
-      }),
-    );
+    this.#router.reportDrops(log, 'the primary');
   }
 
   get dropped(): Readonly<Record<Dropped, number>> {

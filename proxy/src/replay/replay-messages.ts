@@ -1,31 +1,23 @@
 // Replay checks over IPC: the workers ask, the primary (which holds the one cache of the pod)
 // answers. Checks of one event-loop turn travel as one message; only fingerprints travel.
-import { isNumberArray, messageKind } from '../process/ipc.js';
+import { field, type MessageOf, messageKind } from '../process/ipc.js';
 import type { PrimaryIpc } from '../process/primary.js';
 import type { ReplayService } from './replay-cache.js';
 import type { ReplayVerdict } from './replay-window.js';
 
-export interface ReplayRequest {
-  readonly type: 'replay-check';
-  readonly ids: readonly number[];
-  /** Two 32-bit words per check (replay/replay-window.ts fingerprint()). */
-  readonly fingerprints: readonly number[];
-}
-
-export interface ReplayAnswer {
-  readonly type: 'replay-answer';
-  readonly ids: readonly number[];
-  readonly verdicts: readonly ReplayVerdict[];
-}
-
-export const REPLAY_CHECK = messageKind<ReplayRequest>(
+/** Fingerprints: two 32-bit words per check (replay/replay-window.ts fingerprint()). */
+export const REPLAY_CHECK = messageKind(
   'replay-check',
-  (m) => isNumberArray(m.ids) && isNumberArray(m.fingerprints) && m.fingerprints.length === 2 * m.ids.length,
+  { ids: field.numbers, fingerprints: field.numbers },
+  (m) => m.fingerprints.length === 2 * m.ids.length,
 );
-export const REPLAY_ANSWER = messageKind<ReplayAnswer>(
-  'replay-answer',
-  (m) => isNumberArray(m.ids) && Array.isArray(m.verdicts),
-);
+export const REPLAY_ANSWER = messageKind('replay-answer', {
+  ids: field.numbers,
+  verdicts: field.list<ReplayVerdict>(),
+});
+
+export type ReplayRequest = MessageOf<typeof REPLAY_CHECK>;
+export type ReplayAnswer = MessageOf<typeof REPLAY_ANSWER>;
 
 /** The replay cache shared across pods (state/store-replay.ts), behind this pod's own. */
 export interface SharedReplayStore {

@@ -1,24 +1,15 @@
 // The counters every worker reports once a second, added up in the primary: each worker's latest
 // snapshot plus what workers that have since exited counted, so totals never go backwards.
-import { messageKind } from '../process/ipc.js';
+import { field, messageKind } from '../process/ipc.js';
 import type { PrimaryIpc, WorkerLink } from '../process/primary.js';
 import { addSnapshot, retire, sumSnapshots } from './aggregate.js';
 import { type CounterSnapshot, emptySnapshot } from './counters.js';
 
-export interface CountersMessage {
-  readonly type: 'counters';
-  readonly counters: CounterSnapshot;
-}
-
-export const COUNTERS = messageKind<CountersMessage>('counters', (m) => {
-  const c = m.counters as Partial<CounterSnapshot> | null;
-  return (
-    typeof c === 'object' &&
-    c !== null &&
-    typeof c.perUser === 'object' &&
-    c.perUser !== null &&
-    Array.isArray(c.readyTargetKeys)
-  );
+/** A worker's counters, sent every second. */
+export const COUNTERS = messageKind('counters', {
+  counters: field.object<CounterSnapshot>(
+    (c) => typeof c.perUser === 'object' && c.perUser !== null && Array.isArray(c.readyTargetKeys),
+  ),
 });
 
 export class WorkerTotals {

@@ -3,17 +3,13 @@
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { type Message, messageKind } from '../../../proxy/src/process/ipc.js';
+import { field, type Message, messageKind } from '../../../proxy/src/process/ipc.js';
 import { PrimaryIpc, runPrimary, type WorkerLink } from '../../../proxy/src/process/primary.js';
 import { ChildIpc } from '../../../proxy/src/process/worker.js';
 import { createLogger } from '../../../proxy/src/telemetry/logger.js';
 import { ECHO } from './fixtures/echo-message.js';
 
-interface Greeting {
-  readonly type: 'greeting';
-  readonly name: string;
-}
-const GREETING = messageKind<Greeting>('greeting', (m) => typeof m.name === 'string');
+const GREETING = messageKind('greeting', { name: field.string });
 
 function fakeWorker(id: number): WorkerLink & { sent: Message[] } {
   const sent: Message[] = [];
@@ -39,11 +35,15 @@ describe('process: the IPC registry', () => {
   it('lets two features listen to the same message, but not two kinds share one type', () => {
     const ipc = new PrimaryIpc();
     const seen: string[] = [];
-    ipc.on(GREETING, () => seen.push('counters'));
-    ipc.on(GREETING, () => seen.push('quotas'));
+    ipc.on(GREETING, () => {
+      seen.push('counters');
+    });
+    ipc.on(GREETING, () => {
+      seen.push('quotas');
+    });
     ipc.deliver({ type: 'greeting', name: 'bob' }, fakeWorker(1));
     expect(seen).to.deep.equal(['counters', 'quotas']);
-    expect(() => ipc.on(messageKind<Greeting>('greeting'), () => {})).to.throw(/share the type 'greeting'/);
+    expect(() => ipc.on(messageKind('greeting', {}), () => {})).to.throw(/share the type 'greeting'/);
   });
 
   it('counts and ignores a message nobody registered', () => {
