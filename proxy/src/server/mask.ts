@@ -1,4 +1,4 @@
-// Masking (MTPROTO-PROXY.md §4.10, §2.6): a connection that fails the handshake is relayed byte for
+// Masking (docs/protocol.md §4.10, §2.6): a connection that fails the handshake is relayed byte for
 // byte to a real web server (the mask host), the bytes already read first, so a prober sees that
 // site and not a proxy. The relay is capped in bytes and time, and never points at this proxy
 // itself: a mask target that resolves to one of our addresses and ports would make every failed
