@@ -7,7 +7,7 @@
 //   ATTACK_KIND=mixed|o2|tls node --import tsx bench/attack-flood.ts PORT SECONDS
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { buildClientHello } from '../proxy/src/protocol/fake-tls-client.js';
+import { buildClientHello } from '../proxy/src/fake-tls/client.js';
 
 const port = Number(process.argv[2]);
 const seconds = Number(process.argv[3] ?? '10');

@@ -17,8 +17,8 @@ import { get } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateClientHello } from '../proxy/src/protocol/fake-tls.js';
-import { buildClientHello } from '../proxy/src/protocol/fake-tls-client.js';
+import { buildClientHello } from '../proxy/src/fake-tls/client.js';
+import { validateClientHello } from '../proxy/src/fake-tls/codec.js';
 import { secretKeyObject } from '../proxy/src/protocol/key-objects.js';
 import {
   createClientHeader,

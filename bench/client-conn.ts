@@ -9,7 +9,8 @@ import {
   buildClientHello,
   CLIENT_MAX_RECORD_PAYLOAD,
   verifyServerHello,
-} from '../proxy/src/protocol/fake-tls-client.js';
+} from '../proxy/src/fake-tls/client.js';
+import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../proxy/src/fake-tls/records.js';
 import {
   createClientHeader,
   ctrCipher,
@@ -20,7 +21,6 @@ import {
   type Transport,
   transportTag,
 } from '../proxy/src/protocol/obfuscated2.js';
-import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../proxy/src/protocol/tls-records.js';
 import { encodePacket, PacketReader } from '../proxy/src/protocol/transports.js';
 
 /** plain: 16-byte secret, intermediate; dd: padded; ee: fake TLS + padded; secretless: no secret. */

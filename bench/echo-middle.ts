@@ -7,25 +7,16 @@
 // Started with an IPC channel: sends {type:'listening', port, secretHex}.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
-import { HANDSHAKE_FLAG_CRC32C } from '../proxy/src/protocol/middle-proxy/constants.js';
-import { FrameReader, FrameWriter } from '../proxy/src/protocol/middle-proxy/full-transport.js';
-import { deriveConnectionKeys } from '../proxy/src/protocol/middle-proxy/kdf.js';
-import {
-  encodeHandshake,
-  parseHandshake,
-  processId,
-} from '../proxy/src/protocol/middle-proxy/rpc-handshake.js';
+import { HANDSHAKE_FLAG_CRC32C } from '../proxy/src/middle/codec/constants.js';
+import { FrameReader, FrameWriter } from '../proxy/src/middle/codec/full-transport.js';
+import { deriveConnectionKeys } from '../proxy/src/middle/codec/kdf.js';
+import { encodeHandshake, parseHandshake, processId } from '../proxy/src/middle/codec/rpc-handshake.js';
 import {
   encodePong,
   encodeProxyAnsHeader,
   parseProxyMessage,
-} from '../proxy/src/protocol/middle-proxy/rpc-messages.js';
-import {
-  encodeNonce,
-  keySelectorOf,
-  parseNonce,
-  verifyNonce,
-} from '../proxy/src/protocol/middle-proxy/rpc-nonce.js';
+} from '../proxy/src/middle/codec/rpc-messages.js';
+import { encodeNonce, keySelectorOf, parseNonce, verifyNonce } from '../proxy/src/middle/codec/rpc-nonce.js';
 
 const secret = randomBytes(128);
 const keySelector = keySelectorOf(secret);

@@ -16,7 +16,7 @@ const port = Number(process.env.PORT);
 const dcPort = Number(process.env.DC_PORT);
 const workers = Number(process.env.WORKERS ?? '1');
 
-/** Same shape as proxy/src/relay/pump.ts: pause the reader when the writer's buffer is full. */
+/** Same shape as proxy/src/direct/pump.ts: pause the reader when the writer's buffer is full. */
 function forward(from: Socket, to: Socket): void {
   from.on('data', (chunk: Buffer) => {
     if (!to.write(chunk)) from.pause();

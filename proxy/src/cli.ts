@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `mtproxy`: the proxy's command line. The same file runs as the primary and as every worker.
 import cluster from 'node:cluster';
-import { startProxy } from './server/start.js';
-import { runWorker } from './server/worker.js';
+import { startProxy } from './process/start.js';
+import { runWorker } from './process/worker.js';
 
 if (cluster.isPrimary) {
   startProxy(process.env, process.argv.slice(2)).then(

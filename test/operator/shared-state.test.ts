@@ -3,7 +3,7 @@
 // with quotas keeps /data on a claim; quotas over several replicas without a store are reported.
 import { expect } from 'chai';
 import type { MTProxyUser } from '../../operator/src/api/types.js';
-import { parseUsersFile } from '../../proxy/src/config/users-file.js';
+import { parseUsersFile } from '../../proxy/src/users/users-file.js';
 import { type DeploymentJson, envOf, freshTestBedPerTest, type TestBed } from './support/harness.js';
 
 const metered: MTProxyUser = { name: 'alice', quota: '50GiB', quotaPeriod: 'monthly', maxConnections: 3 };

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { MTProxySpec, MTProxyUser } from '../../operator/src/api/types.js';
-import { parseUsersFile } from '../../proxy/src/config/users-file.js';
+import { parseUsersFile } from '../../proxy/src/users/users-file.js';
 import { eventually } from '../cluster/eventually.js';
 import { Obfs2Client } from '../support/obfs2-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../support/proxy-process.js';

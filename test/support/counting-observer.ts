@@ -1,6 +1,6 @@
-// A middle-mode observer (proxy/src/upstream/middle-events.ts) for tests: every event only adds
+// A middle-mode observer (proxy/src/middle/events.ts) for tests: every event only adds
 // one to its count, so a test can see what the pool and connections reported.
-import { type MiddleObserver, NULL_MIDDLE_OBSERVER } from '../../proxy/src/upstream/middle-events.js';
+import { type MiddleObserver, NULL_MIDDLE_OBSERVER } from '../../proxy/src/middle/events.js';
 
 export type CountingObserver = MiddleObserver & { counts: Record<string, number> };
 

@@ -9,13 +9,13 @@ import {
   CLIENT_MAX_RECORD_PAYLOAD,
   splitHelloRecords,
   verifyServerHello,
-} from '../../proxy/src/protocol/fake-tls-client.js';
+} from '../../proxy/src/fake-tls/client.js';
+import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../../proxy/src/fake-tls/records.js';
 import {
   createClientHeader,
   type RandomSource,
   type Transport,
 } from '../../proxy/src/protocol/obfuscated2.js';
-import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../../proxy/src/protocol/tls-records.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket, PacketInbox } from './client-socket.js';
 

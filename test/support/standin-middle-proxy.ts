@@ -6,17 +6,17 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Endpoint } from '../../proxy/src/protocol/middle-proxy/address.js';
-import { HANDSHAKE_FLAG_CRC32C, ProxyReqFlag } from '../../proxy/src/protocol/middle-proxy/constants.js';
-import { FrameReader, FrameWriter } from '../../proxy/src/protocol/middle-proxy/full-transport.js';
-import { deriveConnectionKeys } from '../../proxy/src/protocol/middle-proxy/kdf.js';
+import type { Endpoint } from '../../proxy/src/middle/codec/address.js';
+import { HANDSHAKE_FLAG_CRC32C, ProxyReqFlag } from '../../proxy/src/middle/codec/constants.js';
+import { FrameReader, FrameWriter } from '../../proxy/src/middle/codec/full-transport.js';
+import { deriveConnectionKeys } from '../../proxy/src/middle/codec/kdf.js';
 import {
   encodeHandshake,
   encodeHandshakeError,
   type ProcessId,
   parseHandshake,
   processId,
-} from '../../proxy/src/protocol/middle-proxy/rpc-handshake.js';
+} from '../../proxy/src/middle/codec/rpc-handshake.js';
 import {
   encodeCloseExt,
   encodePing,
@@ -24,14 +24,14 @@ import {
   encodeProxyAnsHeader,
   encodeSimpleAck,
   parseProxyMessage,
-} from '../../proxy/src/protocol/middle-proxy/rpc-messages.js';
+} from '../../proxy/src/middle/codec/rpc-messages.js';
 import {
   encodeNonce,
   keySelectorOf,
   parseNonce,
   verifyNonce,
-} from '../../proxy/src/protocol/middle-proxy/rpc-nonce.js';
-import type { ConnId } from '../../proxy/src/protocol/middle-proxy/rpc-proxy-req.js';
+} from '../../proxy/src/middle/codec/rpc-nonce.js';
+import type { ConnId } from '../../proxy/src/middle/codec/rpc-proxy-req.js';
 
 export interface StandinOptions {
   /** The (fake) proxy secret both sides must hold. Default: 128 random bytes. */

@@ -2,7 +2,7 @@
 // made (effective upstream mode, client modes, where EXTERNAL_IP comes from), and the checks the
 // CRD schema cannot express (time zones, IP literals). Renderers read only ProxySettings.
 import { isIP } from 'node:net';
-import { parseBytes } from '../../../proxy/src/config/users-file.js';
+import { parseBytes } from '../../../proxy/src/users/users-file.js';
 import { type DailySchedule, parseDailySchedule, ScheduleError } from '../schedule/daily.js';
 import { DurationError, parseDurationSeconds } from './duration.js';
 import type { IntOrString, Mode, MTProxySpec, MTProxyUser, SecretKeyRef, ServiceType } from './types.js';

@@ -1,4 +1,4 @@
-// spec.users -> the proxy's users file (proxy/src/config/users-file.ts), in a Secret of its own that
+// spec.users -> the proxy's users file (proxy/src/users/users-file.ts), in a Secret of its own that
 // the pods mount and the proxy reloads live. The users' secrets never appear in the spec: they are
 // generated once and kept in the NAME-secrets Secret (key users.json), or read from a Secret the
 // user manages (spec.usersSecretName, one key per user). Pure: randomness is passed in.

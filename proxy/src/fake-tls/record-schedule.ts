@@ -9,7 +9,7 @@
 // Sizes here are what the record's length field says on the wire. A TLS 1.3 server's record of n
 // plaintext bytes is n + 17 long (the inner content type and the 16-byte AEAD tag), so a web
 // server's full record is 16401, never 16384; we carry that many bytes of our stream in it.
-import { frameRecords } from '../protocol/tls-records.js';
+import { frameRecords } from './records.js';
 
 /** TLS 1.3 record overhead: inner content type (1) and AEAD tag (16). */
 export const TLS13_RECORD_OVERHEAD = 17;

@@ -7,7 +7,7 @@ import {
   RECORD_CHANGE_CIPHER_SPEC,
   RECORD_HANDSHAKE,
   RECORD_HEADER_LEN,
-} from '../protocol/tls-records.js';
+} from './records.js';
 
 /** One socket read, `at` milliseconds after the hello was sent. */
 export interface TimedChunk {

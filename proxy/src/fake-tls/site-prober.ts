@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { duplexPair } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
-import { buildClientHello } from '../protocol/fake-tls-client.js';
+import { buildClientHello } from './client.js';
 import { type FlightSample, parseServerFlight, type TimedChunk } from './server-flight.js';
 import type { HelloKind } from './site-profile.js';
 

@@ -8,17 +8,13 @@
 // its encrypted first-flight length are copied; the number of encrypted records is not (one
 // record carries the site's whole flight, headers of the records it replaces included).
 import { createECDH, generateKeyPairSync } from 'node:crypto';
-import type { HelloExtension } from '../protocol/fake-tls-server-hello.js';
-import {
-  DEFAULT_PAYLOAD_MIN,
-  DEFAULT_PAYLOAD_SPAN,
-  randomPayloadLength,
-} from '../protocol/fake-tls-server-hello.js';
 import type { RandomSource } from '../protocol/obfuscated2.js';
-import { MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN } from '../protocol/tls-records.js';
+import { MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN } from './records.js';
 import type { FlightSample } from './server-flight.js';
+import type { HelloExtension } from './server-hello.js';
+import { DEFAULT_PAYLOAD_MIN, DEFAULT_PAYLOAD_SPAN, randomPayloadLength } from './server-hello.js';
 
-/** Which of the apps' two hello shapes a sample answered (fake-tls-client.ts 'classic'/'modern'). */
+/** Which of the apps' two hello shapes a sample answered (client.ts 'classic'/'modern'). */
 export type HelloKind = 'classic' | 'modern';
 export const HELLO_KINDS: readonly HelloKind[] = ['classic', 'modern'];
 

@@ -1,5 +1,5 @@
 // Middle mode, the worker's budget for answers queued to clients that do not read them (issue 13,
-// item 3). Each client is capped on its own (MIDDLE_CLIENT_BACKLOG, in middle-upstream.ts); this
+// item 3). Each client is capped on its own (MIDDLE_CLIENT_BACKLOG, in client-relay.ts); this
 // caps them together (MIDDLE_BACKLOG_BUDGET), so a thousand clients each just under their own cap
 // cannot push the worker out of memory. Past the budget the clients with the largest backlogs are
 // closed first: they are the ones holding the memory, and a client that reads keeps a small one.

@@ -5,9 +5,10 @@
 // "counted until": renewed while a connection from it is open, and pushed to now + the unique-IP
 // window when one closes. One script per admission checks and counts atomically (O(log n) in the
 // store, one round trip, pipelined with the turn's other commands).
-import type { User } from '../config/users-file.js';
-import type { UserRefusal } from '../relay/events.js';
-import { limitKey } from '../server/ip-limit.js';
+
+import { limitKey } from '../admission/ip-limit.js';
+import type { UserRefusal } from '../session/events.js';
+import type { User } from '../users/users-file.js';
 import type { StateStore } from './state-store.js';
 
 export const LEASE_MS = 15_000;

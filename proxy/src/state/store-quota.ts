@@ -3,8 +3,9 @@
 // counted to one key per user and period (INCRBY) every FLUSH_MS, and reads the sum back in the
 // same pipelined command. While the store is down the counts wait here (one number per user, so
 // nothing grows without bound) and are added when it returns.
-import type { QuotaPeriod } from '../config/users-file.js';
+
 import { periodTtlSeconds } from '../users/quota-period.js';
+import type { QuotaPeriod } from '../users/users-file.js';
 import type { StateStore } from './state-store.js';
 
 export const FLUSH_MS = 2_000;

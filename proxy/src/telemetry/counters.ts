@@ -1,6 +1,7 @@
 // A worker's running totals. Plain numbers, cheap to bump on the hot path and cheap to send to the
 // primary, which adds up every worker's snapshot for /stats and /metrics.
 
+import type { MiddleObserver } from '../middle/events.js';
 import type { Transport } from '../protocol/obfuscated2.js';
 import type {
   CloseReason,
@@ -10,8 +11,7 @@ import type {
   RefusalReason,
   SessionObserver,
   UserRefusal,
-} from '../relay/events.js';
-import type { MiddleObserver } from '../upstream/middle-events.js';
+} from '../session/events.js';
 
 /** Middle-proxy mode figures (zero in direct mode); the names follow the official /stats keys. */
 export interface MiddleCounters {

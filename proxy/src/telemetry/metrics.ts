@@ -29,7 +29,7 @@ export interface MetricsModel {
   readonly tlsProfileMeasurements?: { readonly ok: number; readonly failed: number };
   /** Middle mode: distinct targets declared in the config and ready in any worker. */
   readonly targets: { readonly declared: number; readonly ready: number } | undefined;
-  /** The primary's replay cache (server/replay-cache.ts). */
+  /** The primary's replay cache (replay/replay-cache.ts). */
   readonly replay?: {
     readonly entries: number;
     readonly capacity: number;

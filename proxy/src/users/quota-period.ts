@@ -1,7 +1,7 @@
 // Quota periods: the name of the period a moment falls in, in a time zone. Usage is kept per
 // period name, so a new period starts from zero by itself, in the store and in usage.json alike.
 // Weeks start on Monday. Pure: the clock is an argument.
-import type { QuotaPeriod } from '../config/users-file.js';
+import type { QuotaPeriod } from './users-file.js';
 
 const formats = new Map<string, Intl.DateTimeFormat>();
 

@@ -19,7 +19,7 @@ import {
   usersFromSecret,
   usersStatus,
 } from '../../../operator/src/render/users.js';
-import { parseUsersFile } from '../../../proxy/src/config/users-file.js';
+import { parseUsersFile } from '../../../proxy/src/users/users-file.js';
 
 const mtp: MTProxy = {
   apiVersion: 'mtkube.dev/v1alpha1',

@@ -2,6 +2,7 @@
 // our answer, and the record-size schedule after the handshake.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import {
   DYNAMIC_RECORDS,
   RecordSchedule,
@@ -12,6 +13,7 @@ import {
   type FlightSample,
   parseServerFlight,
 } from '../../../proxy/src/fake-tls/server-flight.js';
+import { buildServerHello } from '../../../proxy/src/fake-tls/server-hello.js';
 import {
   answerLayout,
   fallbackProfile,
@@ -19,8 +21,6 @@ import {
   type SiteProfile,
   shapeOf,
 } from '../../../proxy/src/fake-tls/site-profile.js';
-import { buildClientHello } from '../../../proxy/src/protocol/fake-tls-client.js';
-import { buildServerHello } from '../../../proxy/src/protocol/fake-tls-server-hello.js';
 
 function record(type: number, body: Buffer): Buffer {
   const h = Buffer.from([type, 3, 3, 0, 0]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { expect } from 'chai';
-import { buildClientHello } from '../../../proxy/src/protocol/fake-tls-client.js';
+import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import { MASK_PLAIN_ANSWER, MASK_TLS_BODY, type MaskServer } from '../../support/mask-server.js';
