@@ -6,6 +6,7 @@
 import { lookup } from 'node:dns/promises';
 import { connect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { normalizeAddress } from '../protocol/addresses.js';
 import type { MaskFailure } from '../session/events.js';
 
 export interface MaskTarget {
@@ -17,13 +18,6 @@ export interface MaskTarget {
 export interface SelfEndpoints {
   readonly addresses: ReadonlySet<string>;
   readonly ports: ReadonlySet<number>;
-}
-
-/** IPv4-mapped IPv6 (::ffff:1.2.3.4) as plain IPv4; other addresses lower-cased. */
-export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  return mapped ? mapped[1]! : lower;
 }
 
 function isLoopbackOrUnspecified(address: string): boolean {
