@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HostPort } from '../direct/dc-table.js';
 import type { MaskSettings } from '../masking/mask-relay.js';
-import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from '../middle/codec/builtin-config.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import type { LogLevel } from '../telemetry/logger.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
+import { parseStateSettings, type StateSettings } from './state-settings.js';
+import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
 
 export const MAX_SECRETS = 16;
 

@@ -6,4 +6,3 @@ export const START = messageKind('start', { settings: field.object<unknown>() })
 export const DRAIN = messageKind('drain', { timeoutMs: field.number });
 export const LISTENING = messageKind('listening', {});
 export const LISTEN_FAILED = messageKind('listen-failed', { code: field.string, message: field.string });
-
