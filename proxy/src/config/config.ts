@@ -13,7 +13,7 @@ import { type RawSettings, SETTINGS } from './settings.js';
 import { parseStateSettings, type StateSettings } from './state-settings.js';
 import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
 
-export const MAX_SECRETS = 16;
+const MAX_SECRETS = 16;
 
 export interface ProxySecret {
   /** Stable, non-secret name used in logs and metrics: secret1, secret2, ... */
@@ -102,10 +102,10 @@ export interface Config {
 }
 
 /** Loopback and the private ranges an in-cluster Prometheus scrapes from (RFC 1918, RFC 6598, ULA). */
-export const DEFAULT_METRICS_ALLOW =
+const DEFAULT_METRICS_ALLOW =
   '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
 
-export const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
+const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
 
 /** Merge the environment and the command line (the command line wins) into NAME -> value. */
 export function readRawSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): RawSettings {
@@ -299,7 +299,7 @@ function parseLogLevel(variable: string, value: string): LogLevel {
   throw new ConfigError(variable, `"${value}" is not a log level`, 'Use error, warn, info or debug');
 }
 
-export function parseDomains(variable: string, value: string): string[] {
+function parseDomains(variable: string, value: string): string[] {
   const domains = value
     .split(',')
     .map((d) => d.trim().toLowerCase())

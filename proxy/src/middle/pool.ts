@@ -105,7 +105,7 @@ interface Waiter {
   timer: unknown;
 }
 
-export function targetKey(t: HostPort): string {
+function targetKey(t: HostPort): string {
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 
