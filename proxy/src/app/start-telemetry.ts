@@ -2,6 +2,7 @@
 // probes, both fed from the counters every worker reports and from the primary's own state.
 import type { Config } from '../config/config.js';
 import type { SiteProfiles } from '../fake-tls/profile-service.js';
+import type { Logger } from '../log/logger.js';
 import type { MiddleConfig } from '../middle/config-service.js';
 import type { PrimaryHandle } from '../process/primary.js';
 import type { ReplayService } from '../replay/replay-cache.js';
@@ -12,7 +13,6 @@ import {
   startMetricsEndpoint,
   startStatsEndpoint,
 } from '../telemetry/http-endpoints.js';
-import type { Logger } from '../telemetry/logger.js';
 import { createMetricsRegistry } from '../telemetry/metrics.js';
 import {
   type ClockFigures,

@@ -13,6 +13,7 @@ import { resolveDc } from '../direct/dc-table.js';
 import { directUpstream } from '../direct/direct-upstream.js';
 import { DEFAULT_CLOCK_WINDOW } from '../fake-tls/codec.js';
 import { profilesOverIpc } from '../fake-tls/profile-messages.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { localAddresses, Masker, type SelfEndpoints } from '../masking/mask-relay.js';
 import { BacklogBudget } from '../middle/backlog-budget.js';
 import { configFromWire, followMiddleConfig, type MiddleSettings } from '../middle/config-messages.js';
@@ -24,7 +25,6 @@ import { type RunningWorker, runWorker, type WorkerIpc } from '../process/worker
 import { replayGuardOverIpc } from '../replay/shared-replay.js';
 import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../session/client-session.js';
 import { WorkerCounters } from '../telemetry/counters.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
 import { COUNTERS } from '../telemetry/worker-totals.js';
 import { usersOverIpc } from '../users/shared-users.js';
 import type { WorkerSettings } from './worker-settings.js';

@@ -1,14 +1,16 @@
 // Environment + flags -> one validated, typed Config. Nothing else in the proxy reads process.env.
+
 import { isIP } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HostPort } from '../direct/dc-table.js';
+import type { LogLevel } from '../log/logger.js';
 import type { MaskSettings } from '../masking/mask-relay.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { LogLevel } from '../telemetry/logger.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
+import { parseChoice, parseInteger } from './parse-values.js';
 import { type RawSettings, SETTINGS } from './settings.js';
 import { parseStateSettings, type StateSettings } from './state-settings.js';
 import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
@@ -181,17 +183,6 @@ function parseHex16(variable: string, value: string): Buffer {
   return Buffer.from(value.toLowerCase(), 'hex');
 }
 
-export function parseInteger(variable: string, value: string, min: number, max: number): number {
-  if (!/^-?\d+$/.test(value.trim())) {
-    throw new ConfigError(variable, `"${value}" is not a whole number`, `Use a number from ${min} to ${max}`);
-  }
-  const n = Number(value.trim());
-  if (n < min || n > max) {
-    throw new ConfigError(variable, `${n} is out of range`, `Use a number from ${min} to ${max}`);
-  }
-  return n;
-}
-
 function parseSeconds(variable: string, value: string, min: number, max: number): number {
   const n = Number(value.trim());
   if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
@@ -343,16 +334,6 @@ function parseModes(variable: string, value: string | undefined, tls: boolean): 
     throw new ConfigError(variable, 'tls needs a fake-TLS domain', 'Set FAKE_TLS_DOMAIN, or leave tls out');
   }
   return modes;
-}
-
-export function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
-  const v = value.trim().toLowerCase();
-  if ((choices as readonly string[]).includes(v)) return v as T;
-  throw new ConfigError(
-    variable,
-    `"${value}" is not one of ${choices.join(', ')}`,
-    `Use ${choices.join(' or ')}`,
-  );
 }
 
 const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;

@@ -2,8 +2,8 @@
 // feature declares its own message kinds (a type tag and a shape check) and registers handlers for
 // them, so the process core never lists what features exist. On the wire a message is one JSON
 // object `{ type, ...fields }`: buffers travel as hex, maps as entry lists.
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 
 const DROP_LOG_EVERY_MS = 60_000;
 

@@ -2,7 +2,7 @@
 // drains everything on shutdown. What the workers and the primary say to each other beyond that
 // belongs to the features, which register their messages on the PrimaryIpc.
 import cluster, { type Worker } from 'node:cluster';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../log/logger.js';
 import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
 import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
 

@@ -1,6 +1,6 @@
 // A worker process: waits for its settings from the primary, starts its parts (which register the
 // messages they answer on the WorkerIpc), says when it listens, and drains when told to.
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../log/logger.js';
 import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
 import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
 

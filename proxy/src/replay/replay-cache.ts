@@ -5,8 +5,8 @@
 // neither fill the cache nor push anything out of it. The structure and its capacity are described
 // in replay/replay-window.ts.
 
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import { ReplayFile } from './replay-file.js';
 import { type ReplayVerdict, ReplayWindow } from './replay-window.js';
 

@@ -7,8 +7,8 @@
 // a minute; the cache in memory keeps working, and pending records are bounded.
 import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import type { ReplayWindow } from './replay-window.js';
 
 export const REPLAY_FILE = 'replay-cache.bin';

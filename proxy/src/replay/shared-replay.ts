@@ -4,9 +4,9 @@
 // No answer in time is a replay: fail closed (the client is masked like any replay), counted and
 // logged once a minute.
 
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import type { WorkerIpc } from '../process/worker.js';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
 import type { ReplayGuard, ReplayOutcome } from './replay-cache.js';
 import { REPLAY_ANSWER, REPLAY_CHECK, type ReplayAnswer, type ReplayRequest } from './replay-messages.js';
 import { fingerprint } from './replay-window.js';

@@ -3,11 +3,11 @@
 // ('no-answer': fail closed), counted and logged once a minute; an admission that the primary
 // granted after the worker gave up is given back at once.
 
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import type { WorkerIpc } from '../process/worker.js';
 import type { UserTable } from '../session/client-session.js';
 import type { UserRefusal } from '../session/events.js';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../timers/throttle.js';
 import { type UserDirectory, UserGate, type UserGateCounters } from './user-gate.js';
 import {
   ADMIT,
