@@ -3,10 +3,10 @@
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { createLogger } from '../../../proxy/src/log/logger.js';
 import { field, type Message, messageKind } from '../../../proxy/src/process/ipc.js';
 import { PrimaryIpc, runPrimary, type WorkerLink } from '../../../proxy/src/process/primary.js';
 import { ChildIpc } from '../../../proxy/src/process/worker.js';
-import { createLogger } from '../../../proxy/src/telemetry/logger.js';
 import { ECHO } from './fixtures/echo-message.js';
 
 const GREETING = messageKind('greeting', { name: field.string });
