@@ -10,13 +10,10 @@ import { createServer, type Socket } from 'node:net';
 import { HANDSHAKE_FLAG_CRC32C } from '../proxy/src/middle/codec/constants.js';
 import { FrameReader, FrameWriter } from '../proxy/src/middle/codec/full-transport.js';
 import { deriveConnectionKeys } from '../proxy/src/middle/codec/kdf.js';
-import { encodeHandshake, parseHandshake, processId } from '../proxy/src/middle/codec/rpc-handshake.js';
-import {
-  encodePong,
-  encodeProxyAnsHeader,
-  parseProxyMessage,
-} from '../proxy/src/middle/codec/rpc-messages.js';
+import { encodeHandshake, parseHandshake } from '../proxy/src/middle/codec/rpc-handshake.js';
+import { encodePong } from '../proxy/src/middle/codec/rpc-messages.js';
 import { encodeNonce, keySelectorOf, parseNonce, verifyNonce } from '../proxy/src/middle/codec/rpc-nonce.js';
+import { encodeProxyAnsHeader, parseProxyMessage, processId } from '../test/support/middle-end-codec.js';
 
 const secret = randomBytes(128);
 const keySelector = keySelectorOf(secret);

@@ -12,19 +12,10 @@ import { FrameReader, FrameWriter } from '../../proxy/src/middle/codec/full-tran
 import { deriveConnectionKeys } from '../../proxy/src/middle/codec/kdf.js';
 import {
   encodeHandshake,
-  encodeHandshakeError,
   type ProcessId,
   parseHandshake,
-  processId,
 } from '../../proxy/src/middle/codec/rpc-handshake.js';
-import {
-  encodeCloseExt,
-  encodePing,
-  encodePong,
-  encodeProxyAnsHeader,
-  encodeSimpleAck,
-  parseProxyMessage,
-} from '../../proxy/src/middle/codec/rpc-messages.js';
+import { encodePing, encodePong } from '../../proxy/src/middle/codec/rpc-messages.js';
 import {
   encodeNonce,
   keySelectorOf,
@@ -32,6 +23,14 @@ import {
   verifyNonce,
 } from '../../proxy/src/middle/codec/rpc-nonce.js';
 import type { ConnId } from '../../proxy/src/middle/codec/rpc-proxy-req.js';
+import {
+  encodeCloseExt,
+  encodeHandshakeError,
+  encodeProxyAnsHeader,
+  encodeSimpleAck,
+  parseProxyMessage,
+  processId,
+} from './middle-end-codec.js';
 
 export interface StandinOptions {
   /** The (fake) proxy secret both sides must hold. Default: 128 random bytes. */

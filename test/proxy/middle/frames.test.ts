@@ -8,9 +8,7 @@ import { FrameReader, FrameWriter } from '../../../proxy/src/middle/codec/full-t
 import { behindNat, deriveConnectionKeys } from '../../../proxy/src/middle/codec/kdf.js';
 import {
   encodeHandshake,
-  PLACEHOLDER_PID,
   parseHandshake,
-  processId,
   verifyHandshakeAnswer,
 } from '../../../proxy/src/middle/codec/rpc-handshake.js';
 import {
@@ -18,7 +16,6 @@ import {
   encodePong,
   type MiddleEndMessage,
   parseMiddleEndMessage,
-  parseProxyMessage,
 } from '../../../proxy/src/middle/codec/rpc-messages.js';
 import {
   encodeNonce,
@@ -26,8 +23,14 @@ import {
   parseNonce,
   verifyNonce,
 } from '../../../proxy/src/middle/codec/rpc-nonce.js';
-import { encodeProxyReq, ProxyReqHeader } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
+import { ProxyReqHeader } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
 import type { Transport } from '../../../proxy/src/protocol/obfuscated2.js';
+import {
+  encodeProxyReq,
+  PLACEHOLDER_PID,
+  parseProxyMessage,
+  processId,
+} from '../../support/middle-end-codec.js';
 import { hex, loadVectors } from '../../support/vectors.js';
 
 interface Session {

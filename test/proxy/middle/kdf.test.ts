@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
-import { hostOrderToIpv4 } from '../../../proxy/src/middle/codec/address.js';
 import {
   behindNat,
   deriveConnectionKeys,
@@ -8,6 +7,7 @@ import {
   kdfString,
   keyFromKdfString,
 } from '../../../proxy/src/middle/codec/kdf.js';
+import { hostOrderToIpv4 } from '../../support/middle-end-codec.js';
 import { hex, loadVectors } from '../../support/vectors.js';
 
 interface TelemtVector {

@@ -3,10 +3,10 @@ import fc from 'fast-check';
 import { type Frame, FrameReader, FrameWriter } from '../../../proxy/src/middle/codec/full-transport.js';
 import { parseProxyConfig } from '../../../proxy/src/middle/codec/proxy-config.js';
 import { parseHandshake } from '../../../proxy/src/middle/codec/rpc-handshake.js';
-import { parseMiddleEndMessage, parseProxyMessage } from '../../../proxy/src/middle/codec/rpc-messages.js';
+import { parseMiddleEndMessage } from '../../../proxy/src/middle/codec/rpc-messages.js';
 import { parseNonce } from '../../../proxy/src/middle/codec/rpc-nonce.js';
-import { encodeProxyReq, parseProxyReq } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
+import { encodeProxyReq, parseProxyMessage, parseProxyReq } from '../../support/middle-end-codec.js';
 
 const payload = fc
   .integer({ min: 1, max: 80 })

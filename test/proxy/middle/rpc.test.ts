@@ -2,33 +2,31 @@ import { expect } from 'chai';
 import { HANDSHAKE_FLAG_CRC32C, ProxyReqFlag, RPC } from '../../../proxy/src/middle/codec/constants.js';
 import {
   encodeHandshake,
-  encodeHandshakeError,
-  PLACEHOLDER_PID,
   parseHandshake,
-  processId,
   verifyHandshakeAnswer,
 } from '../../../proxy/src/middle/codec/rpc-handshake.js';
-import {
-  encodeCloseExt,
-  encodeProxyAns,
-  encodeSimpleAck,
-  parseMiddleEndMessage,
-  parseProxyMessage,
-} from '../../../proxy/src/middle/codec/rpc-messages.js';
+import { parseMiddleEndMessage } from '../../../proxy/src/middle/codec/rpc-messages.js';
 import {
   encodeNonce,
   keySelectorOf,
   parseNonce,
   verifyNonce,
 } from '../../../proxy/src/middle/codec/rpc-nonce.js';
-import {
-  encodeProxyReq,
-  ProxyReqHeader,
-  type ProxyReqTemplate,
-  parseProxyReq,
-} from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
-import { encodeTlString, parseTlString } from '../../../proxy/src/middle/codec/tl-string.js';
+import { ProxyReqHeader, type ProxyReqTemplate } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
+import { encodeTlString } from '../../../proxy/src/middle/codec/tl-string.js';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
+import {
+  encodeCloseExt,
+  encodeHandshakeError,
+  encodeProxyAns,
+  encodeProxyReq,
+  encodeSimpleAck,
+  PLACEHOLDER_PID,
+  parseProxyMessage,
+  parseProxyReq,
+  parseTlString,
+  processId,
+} from '../../support/middle-end-codec.js';
 
 const secret = Buffer.alloc(128, 0x5a);
 const now = 1_700_000_000;

@@ -10,7 +10,6 @@ import { deriveConnectionKeys } from '../../../proxy/src/middle/codec/kdf.js';
 import { parseProxyConfig } from '../../../proxy/src/middle/codec/proxy-config.js';
 import {
   encodeHandshake,
-  PLACEHOLDER_PID,
   parseHandshake,
   verifyHandshakeAnswer,
 } from '../../../proxy/src/middle/codec/rpc-handshake.js';
@@ -28,6 +27,7 @@ import {
   verifyNonce,
 } from '../../../proxy/src/middle/codec/rpc-nonce.js';
 import { ProxyReqHeader, type ProxyReqTemplate } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
+import { PLACEHOLDER_PID } from '../../support/middle-end-codec.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
 
 const WAIT_MS = 2000;

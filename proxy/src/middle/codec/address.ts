@@ -59,32 +59,3 @@ export function ipv4ToHostOrder(ip: string): number {
   if (octets.length !== 4) throw new RangeError(`not an IPv4 address: ${ip}`);
   return octets.readUInt32BE(0);
 }
-
-export function hostOrderToIpv4(value: number): string {
-  return [value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff].join('.');
-}
-
-/** Text form of 16 octets: IPv4-mapped as dotted quad, otherwise RFC 5952 (longest zero run as `::`). */
-export function formatIpv6Field(octets: Buffer): string {
-  if (octets.subarray(0, 12).equals(MAPPED_PREFIX)) return [...octets.subarray(12)].join('.');
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(octets.readUInt16BE(i));
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLength))}`;
-}

@@ -1,13 +1,11 @@
 // RPC_HANDSHAKE (§6.6): the first encrypted frame in each direction (seq -1).
 //   type(4) || flags LE32 || sender pid(12) || peer pid(12)
 // A process id is ip LE32 (host-order IPv4) || port LE16 || pid LE16 || utime LE32.
-// RPC_HANDSHAKE_ERROR is type(4) || error code LE32 || sender pid(12).
+// RPC_HANDSHAKE_ERROR is type(4) || error code LE32 || sender pid(12); only middle-ends send it.
 import { ProtocolError } from '../../protocol/errors.js';
-import { ipv4ToHostOrder } from './address.js';
 import { HANDSHAKE_FLAG_CRC32C, RPC } from './constants.js';
 
 const HANDSHAKE_PAYLOAD_LEN = 32;
-const HANDSHAKE_ERROR_PAYLOAD_LEN = 20;
 
 export interface ProcessId {
   /** IPv4 address as a host-order integer (0 = unknown, or 127.0.0.1 as the official client writes it). */
@@ -18,18 +16,14 @@ export interface ProcessId {
   readonly utime: number;
 }
 
-export function processId(ip: string, port: number, pid: number, utime: number): ProcessId {
-  return { ip: ipv4ToHostOrder(ip), port, pid, utime };
-}
-
-function encodePid(p: ProcessId, out: Buffer, offset: number): void {
+export function encodePid(p: ProcessId, out: Buffer, offset: number): void {
   out.writeUInt32LE(p.ip >>> 0, offset);
   out.writeUInt16LE(p.port & 0xffff, offset + 4);
   out.writeUInt16LE(p.pid & 0xffff, offset + 6);
   out.writeUInt32LE(p.utime >>> 0, offset + 8);
 }
 
-function parsePid(b: Buffer, offset: number): ProcessId {
+export function parsePid(b: Buffer, offset: number): ProcessId {
   return {
     ip: b.readUInt32LE(offset),
     port: b.readUInt16LE(offset + 4),
@@ -37,9 +31,6 @@ function parsePid(b: Buffer, offset: number): ProcessId {
     utime: b.readUInt32LE(offset + 8),
   };
 }
-
-/** The 12 ASCII bytes mtprotoproxy and erlang send as both pids; middle-ends accept them. */
-export const PLACEHOLDER_PID: ProcessId = parsePid(Buffer.from('IPIPPRPDTIME', 'latin1'), 0);
 
 /** Official `matches_pid`: equal, where a zero field of `pattern` matches anything. */
 function pidMatches(actual: ProcessId, pattern: ProcessId): boolean {
@@ -63,14 +54,6 @@ export function encodeHandshake(h: RpcHandshake): Buffer {
   out.writeUInt32LE(h.flags >>> 0, 4);
   encodePid(h.sender, out, 8);
   encodePid(h.peer, out, 20);
-  return out;
-}
-
-export function encodeHandshakeError(errorCode: number, sender: ProcessId): Buffer {
-  const out = Buffer.alloc(HANDSHAKE_ERROR_PAYLOAD_LEN);
-  out.writeUInt32LE(RPC.HANDSHAKE_ERROR, 0);
-  out.writeInt32LE(errorCode, 4);
-  encodePid(sender, out, 8);
   return out;
 }
 

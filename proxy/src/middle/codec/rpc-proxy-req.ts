@@ -3,11 +3,10 @@
 //   || [extra_size LE32 || extra]  (only with flag 0x4 or 0x8) || the client's packet
 // Everything before the packet is fixed for a client connection except the flags, so the header
 // is built once per client and only its flags word is rewritten per packet.
-import { ProtocolError } from '../../protocol/errors.js';
 import type { Transport } from '../../protocol/obfuscated2.js';
-import { type Endpoint, formatIpv6Field, ipv6Field } from './address.js';
-import { ProxyReqFlag, RPC, TL_HTTP_QUERY_INFO, TL_PROXY_TAG } from './constants.js';
-import { encodeTlString, parseTlString } from './tl-string.js';
+import { type Endpoint, ipv6Field } from './address.js';
+import { ProxyReqFlag, RPC, TL_PROXY_TAG } from './constants.js';
+import { encodeTlString } from './tl-string.js';
 
 /** Identifies one client connection on a middle-end connection: LE64 on the wire. */
 export type ConnId = bigint;
@@ -107,80 +106,4 @@ function u32(value: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(value >>> 0);
   return b;
-}
-
-/** Header and packet in one new buffer (tests and tools; the relay frames the two parts instead). */
-export function encodeProxyReq(t: ProxyReqTemplate, packet: Buffer, quickAck: boolean): Buffer {
-  return Buffer.concat([new ProxyReqHeader(t).forPacket(packet, quickAck), packet]);
-}
-
-/** RPC_PROXY_REQ as a middle-end reads it. */
-export interface ProxyReq {
-  readonly flags: number;
-  readonly connId: ConnId;
-  readonly client: Endpoint;
-  readonly proxy: Endpoint;
-  /** The extra section, when flags 0x4 or 0x8 announce one. */
-  readonly extra: Buffer | undefined;
-  readonly adTag: Buffer | undefined;
-  /** The client's MTProto packet. */
-  readonly packet: Buffer;
-}
-
-function readEndpoint(b: Buffer, offset: number): Endpoint {
-  return { ip: formatIpv6Field(b.subarray(offset, offset + 16)), port: b.readUInt32LE(offset + 16) };
-}
-
-function parseExtra(extra: Buffer): Buffer | undefined {
-  let adTag: Buffer | undefined;
-  let at = 0;
-  while (at < extra.length) {
-    if (at + 4 > extra.length) throw new ProtocolError('ERR_MP_PROXY_REQ', 'RPC_PROXY_REQ extra truncated');
-    const tl = extra.readUInt32LE(at);
-    at += 4;
-    if (tl === TL_PROXY_TAG) {
-      const tag = parseTlString(extra, at);
-      adTag = tag.value;
-      at = tag.end;
-    } else if (tl === TL_HTTP_QUERY_INFO) {
-      for (let i = 0; i < 3; i++) at = parseTlString(extra, at).end; // Origin, Referer, User-Agent
-    } else {
-      throw new ProtocolError('ERR_MP_PROXY_REQ', `unknown constructor 0x${tl.toString(16)} in extra`);
-    }
-  }
-  return adTag;
-}
-
-export function parseProxyReq(payload: Buffer): ProxyReq {
-  if (payload.length < FIXED_LEN || payload.readUInt32LE(0) !== RPC.PROXY_REQ) {
-    throw new ProtocolError('ERR_MP_PROXY_REQ', 'not an RPC_PROXY_REQ');
-  }
-  const flags = payload.readUInt32LE(4);
-  let at = FIXED_LEN;
-  let extra: Buffer | undefined;
-  if (flags & (ProxyReqFlag.HTTP_QUERY_INFO | ProxyReqFlag.HAS_AD_TAG)) {
-    const size = payload.length >= at + 4 ? payload.readUInt32LE(at) : -1;
-    if (size < 0 || size % 4 !== 0 || at + 4 + size > payload.length) {
-      throw new ProtocolError('ERR_MP_PROXY_REQ', 'RPC_PROXY_REQ extra section does not fit');
-    }
-    extra = payload.subarray(at + 4, at + 4 + size);
-    at += 4 + size;
-  }
-  const adTag = extra && parseExtra(extra);
-  if (flags & ProxyReqFlag.HAS_AD_TAG && adTag === undefined) {
-    throw new ProtocolError('ERR_MP_PROXY_REQ', 'RPC_PROXY_REQ announces an ad tag and carries none');
-  }
-  const packet = payload.subarray(at);
-  if (packet.length % 4 !== 0) {
-    throw new ProtocolError('ERR_MP_PROXY_REQ', `client packet of ${packet.length} bytes`);
-  }
-  return {
-    flags,
-    connId: payload.readBigUInt64LE(8),
-    client: readEndpoint(payload, 16),
-    proxy: readEndpoint(payload, 36),
-    extra,
-    adTag,
-    packet,
-  };
 }
