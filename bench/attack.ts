@@ -20,13 +20,9 @@ import { join } from 'node:path';
 import { buildClientHello } from '../proxy/src/fake-tls/client.js';
 import { validateClientHello } from '../proxy/src/fake-tls/codec.js';
 import { secretKeyObject } from '../proxy/src/protocol/key-objects.js';
-import {
-  createClientHeader,
-  ctrCipher,
-  deriveClientKeys,
-  parseClientHeader,
-} from '../proxy/src/protocol/obfuscated2.js';
+import { ctrCipher, deriveClientKeys, parseClientHeader } from '../proxy/src/protocol/obfuscated2.js';
 import { encodePacket } from '../proxy/src/protocol/transports.js';
+import { createClientHeader } from '../test/support/obfuscated2-client-header.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
 import { cpuBetween, type Launched, launch, processTree, rssBytes, sampleTreeCpu } from './processes.js';
 import {

@@ -12,7 +12,6 @@ import {
 } from '../proxy/src/fake-tls/client.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../proxy/src/fake-tls/records.js';
 import {
-  createClientHeader,
   ctrCipher,
   dcHeaderFromInit,
   HEADER_LEN,
@@ -22,6 +21,7 @@ import {
   transportTag,
 } from '../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, PacketReader } from '../proxy/src/protocol/transports.js';
+import { createClientHeader } from '../test/support/obfuscated2-client-header.js';
 
 /** plain: 16-byte secret, intermediate; dd: padded; ee: fake TLS + padded; secretless: no secret. */
 export type ClientMode = 'plain' | 'dd' | 'ee' | 'secretless';

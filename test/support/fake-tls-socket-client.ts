@@ -11,13 +11,10 @@ import {
   verifyServerHello,
 } from '../../proxy/src/fake-tls/client.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../../proxy/src/fake-tls/records.js';
-import {
-  createClientHeader,
-  type RandomSource,
-  type Transport,
-} from '../../proxy/src/protocol/obfuscated2.js';
+import type { RandomSource, Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket, PacketInbox } from './client-socket.js';
+import { createClientHeader } from './obfuscated2-client-header.js';
 
 export interface FakeTlsClientOptions {
   port: number;

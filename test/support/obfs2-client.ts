@@ -2,21 +2,17 @@
 // header, then writes and reads packets in one transport. With a secret it is a Telegram app
 // talking to our proxy (docs/protocol.md §2); without one it is the proxy talking to a DC (§5),
 // which is how tests reach the stand-in DC directly.
-import { type Cipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { parseSecretParam } from '../../proxy/src/config/links.js';
-import {
-  createClientHeader,
-  ctrCipher,
-  dcHeaderFromInit,
-  HEADER_LEN,
-  isAcceptableRandomHeader,
-  type RandomSource,
-  type Transport,
-  transportTag,
-} from '../../proxy/src/protocol/obfuscated2.js';
+import type { RandomSource, Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket, PacketInbox } from './client-socket.js';
+import {
+  type ClientSideHeader,
+  createClientHeader,
+  createSecretlessHeader,
+} from './obfuscated2-client-header.js';
 
 const LABEL = 'obfs2 test client';
 
@@ -40,25 +36,6 @@ export interface Obfs2ClientOptions {
   localAddress?: string;
 }
 
-interface Keys {
-  readonly wire: Buffer;
-  readonly encryptor: Cipheriv;
-  readonly decryptor: Cipheriv;
-}
-
-/** The header a proxy writes towards a DC, with the DC index filled in. */
-function secretlessHeader(random: RandomSource, transport: Transport, dc: number): Keys {
-  for (let draw = 0; draw < 1000; draw++) {
-    const init = Buffer.from(random(HEADER_LEN));
-    if (!isAcceptableRandomHeader(init)) continue;
-    transportTag(transport).copy(init, 56);
-    init.writeInt16LE(dc, 60);
-    const h = dcHeaderFromInit(init);
-    return { wire: h.wire, encryptor: h.encryptor, decryptor: ctrCipher(h.decrypt) };
-  }
-  throw new Error('random source never produced an acceptable header');
-}
-
 function resolveSecret(secret: Buffer | string): { key: Buffer; dd: boolean } {
   if (Buffer.isBuffer(secret)) return { key: secret, dd: false };
   const parsed = parseSecretParam(secret);
@@ -72,12 +49,12 @@ export class Obfs2Client {
   readonly transport: Transport;
   /** The 64 header bytes as sent. */
   readonly header: Buffer;
-  readonly #keys: Keys;
+  readonly #keys: ClientSideHeader;
   readonly #reader: PacketReader;
   readonly #timeoutMs: number;
   readonly #inbox: PacketInbox;
 
-  private constructor(socket: Socket, transport: Transport, keys: Keys, timeoutMs: number) {
+  private constructor(socket: Socket, transport: Transport, keys: ClientSideHeader, timeoutMs: number) {
     this.rawSocket = socket;
     this.transport = transport;
     this.header = keys.wire;
@@ -93,10 +70,10 @@ export class Obfs2Client {
     const random = options.random ?? randomBytes;
     const dc = options.dc ?? 2;
     let transport: Transport;
-    let keys: Keys;
+    let keys: ClientSideHeader;
     if (options.secret === null) {
       transport = options.transport ?? 'intermediate';
-      keys = secretlessHeader(random, transport, dc);
+      keys = createSecretlessHeader(random, transport, dc);
     } else {
       const { key, dd } = resolveSecret(options.secret);
       transport = options.transport ?? (dd ? 'padded' : 'intermediate');

@@ -5,9 +5,10 @@
 import { type Cipheriv, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { parseSecretParam } from '../../proxy/src/config/links.js';
-import { createClientHeader, type Transport } from '../../proxy/src/protocol/obfuscated2.js';
+import type { Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket } from './client-socket.js';
+import { createClientHeader } from './obfuscated2-client-header.js';
 
 export interface Obfs2StreamClientOptions {
   readonly port: number;

@@ -226,36 +226,3 @@ export function dcHeaderFromInit(init: Buffer): DcHeader {
   const wire = Buffer.concat([init.subarray(0, TAG_POS), encrypted.subarray(TAG_POS)]);
   return { wire, init, encrypt, encryptor, decrypt };
 }
-
-export interface ClientSideHeader {
-  readonly wire: Buffer;
-  /** client -> proxy, already advanced past the header. */
-  readonly encryptor: Cipheriv;
-  /** proxy -> client. */
-  readonly decryptor: Cipheriv;
-}
-
-/**
- * The client's side of the handshake, for stand-in clients in tests and the benchmark: the same
- * construction as a DC header, but keys hashed with the secret.
- */
-export function createClientHeader(
-  random: RandomSource,
-  secret: Buffer,
-  transport: Transport,
-  dc: number,
-): ClientSideHeader {
-  for (let draw = 0; draw < MAX_HEADER_DRAWS; draw++) {
-    const init = Buffer.from(random(HEADER_LEN));
-    if (!isAcceptableRandomHeader(init)) continue;
-    transportTag(transport).copy(init, TAG_POS);
-    init.writeInt16LE(dc, DC_POS);
-    // The proxy's decrypt keys are our encrypt keys and vice versa.
-    const keys = deriveClientKeys(init, secret);
-    const encryptor = ctrCipher(keys.decrypt);
-    const encrypted = encryptor.update(init);
-    const wire = Buffer.concat([init.subarray(0, TAG_POS), encrypted.subarray(TAG_POS)]);
-    return { wire, encryptor, decryptor: ctrCipher(keys.encrypt) };
-  }
-  throw new ProtocolError('ERR_O2_RANDOM', 'random source never produced an acceptable header');
-}
