@@ -19,9 +19,10 @@ import { validateClientHello } from '../../../proxy/src/fake-tls/codec.js';
 import { fitConnections, softDescriptorLimit } from '../../../proxy/src/process/fd-limit.js';
 import { lastResort } from '../../../proxy/src/process/last-resort.js';
 import { parseClientHeader } from '../../../proxy/src/protocol/obfuscated2.js';
-import { formatProxyHeaderV2, parseProxyHeader } from '../../../proxy/src/protocol/proxy-protocol.js';
+import { parseProxyHeader } from '../../../proxy/src/protocol/proxy-protocol.js';
 import { dcLabel } from '../../../proxy/src/telemetry/counters.js';
 import { createClientHeader } from '../../support/obfuscated2-client-header.js';
+import { formatProxyHeaderV2 } from '../../support/proxy-protocol-sender.js';
 
 describe('under attack: the cheap per-secret trial', () => {
   const secrets = Array.from({ length: 144 }, () => randomBytes(16));

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { formatProxyHeaderV1, formatProxyHeaderV2 } from '../../../proxy/src/protocol/proxy-protocol.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
@@ -8,6 +7,7 @@ import { startMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
+import { formatProxyHeaderV1, formatProxyHeaderV2 } from '../../support/proxy-protocol-sender.js';
 import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';

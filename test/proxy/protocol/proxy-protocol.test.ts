@@ -3,14 +3,13 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
 import {
-  formatProxyHeaderV1,
-  formatProxyHeaderV2,
   MAX_PROXY_HEADER,
   type ProxyHeaderResult,
   type ProxyProtocolMode,
   parseProxyHeader,
   V2_MAX_PAYLOAD,
 } from '../../../proxy/src/protocol/proxy-protocol.js';
+import { formatProxyHeaderV1, formatProxyHeaderV2 } from '../../support/proxy-protocol-sender.js';
 
 const CLIENT_BYTES = Buffer.from([0xef, 0x01, 0x02, 0x03]);
 
