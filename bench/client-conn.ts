@@ -3,7 +3,7 @@
 // secretless header a proxy sends to a DC (§5.2) when the relay under test forwards bytes as they
 // are. Packets go out framed by the transport; every packet the echo DC sends back is checked
 // byte for byte against what was sent, in order.
-import { type Cipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import {
   buildClientHello,
@@ -11,17 +11,13 @@ import {
   verifyServerHello,
 } from '../proxy/src/fake-tls/client.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../proxy/src/fake-tls/records.js';
-import {
-  ctrCipher,
-  dcHeaderFromInit,
-  HEADER_LEN,
-  isAcceptableRandomHeader,
-  type RandomSource,
-  type Transport,
-  transportTag,
-} from '../proxy/src/protocol/obfuscated2.js';
+import type { RandomSource, Transport } from '../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, PacketReader } from '../proxy/src/protocol/transports.js';
-import { createClientHeader } from '../test/support/obfuscated2-client-header.js';
+import {
+  type ClientSideHeader,
+  createClientHeader,
+  createSecretlessHeader,
+} from '../test/support/obfuscated2-client-header.js';
 
 /** plain: 16-byte secret, intermediate; dd: padded; ee: fake TLS + padded; secretless: no secret. */
 export type ClientMode = 'plain' | 'dd' | 'ee' | 'secretless';
@@ -53,26 +49,8 @@ const padRandom: RandomSource = (size) => {
   return out;
 };
 
-interface Keys {
-  readonly wire: Buffer;
-  readonly encryptor: Cipheriv;
-  readonly decryptor: Cipheriv;
-}
-
-function secretlessKeys(transport: Transport): Keys {
-  for (let draw = 0; draw < 1000; draw++) {
-    const init = randomBytes(HEADER_LEN);
-    if (!isAcceptableRandomHeader(init)) continue;
-    transportTag(transport).copy(init, 56);
-    init.writeInt16LE(DC_INDEX, 60);
-    const h = dcHeaderFromInit(init);
-    return { wire: h.wire, encryptor: h.encryptor, decryptor: ctrCipher(h.decrypt) };
-  }
-  throw new Error('no acceptable random header in 1000 draws');
-}
-
-function headerKeys(mode: ClientMode, secret: Buffer): Keys {
-  if (mode === 'secretless') return secretlessKeys(TRANSPORT[mode]);
+function headerKeys(mode: ClientMode, secret: Buffer): ClientSideHeader {
+  if (mode === 'secretless') return createSecretlessHeader(randomBytes, TRANSPORT[mode], DC_INDEX);
   return createClientHeader(randomBytes, secret, TRANSPORT[mode], DC_INDEX);
 }
 
@@ -106,7 +84,7 @@ export class BenchConnection {
   readonly #socket: Socket;
   readonly #mode: ClientMode;
   readonly #transport: Transport;
-  #keys: Keys | undefined;
+  #keys: ClientSideHeader | undefined;
   readonly #reader: PacketReader;
   #tls: TlsRecordReader | undefined;
   #firstTlsWrite = true;
