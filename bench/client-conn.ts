@@ -5,14 +5,11 @@
 // byte for byte against what was sent, in order.
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import {
-  buildClientHello,
-  CLIENT_MAX_RECORD_PAYLOAD,
-  verifyServerHello,
-} from '../proxy/src/fake-tls/client.js';
+import { buildClientHello } from '../proxy/src/fake-tls/client.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../proxy/src/fake-tls/records.js';
 import type { RandomSource, Transport } from '../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, PacketReader } from '../proxy/src/protocol/transports.js';
+import { CLIENT_MAX_RECORD_PAYLOAD, verifyServerHello } from '../test/support/fake-tls-client-side.js';
 import {
   type ClientSideHeader,
   createClientHeader,

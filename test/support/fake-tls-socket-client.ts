@@ -4,16 +4,12 @@
 // of at most 2878 bytes, as tdlib writes them.
 import { type Cipheriv, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import {
-  buildClientHello,
-  CLIENT_MAX_RECORD_PAYLOAD,
-  splitHelloRecords,
-  verifyServerHello,
-} from '../../proxy/src/fake-tls/client.js';
+import { buildClientHello } from '../../proxy/src/fake-tls/client.js';
 import { CHANGE_CIPHER_SPEC, TlsRecordReader, wrapRecords } from '../../proxy/src/fake-tls/records.js';
 import type { RandomSource, Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket, PacketInbox } from './client-socket.js';
+import { CLIENT_MAX_RECORD_PAYLOAD, splitHelloRecords, verifyServerHello } from './fake-tls-client-side.js';
 import { createClientHeader } from './obfuscated2-client-header.js';
 
 export interface FakeTlsClientOptions {

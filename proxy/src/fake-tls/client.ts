@@ -1,8 +1,9 @@
-// The client's side of fake TLS (docs/protocol.md §4.3, §4.7), for stand-in clients in tests and
-// the benchmark: a ClientHello shaped like a current browser-like tdlib hello and carrying the MAC,
-// and the check tdlib applies to the proxy's answer. Pure code; time and randomness are injected.
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ProtocolError } from '../protocol/errors.js';
+// The client's side of fake TLS (docs/protocol.md §4.3): a ClientHello shaped like a current
+// browser-like tdlib hello and carrying the MAC. The site prober sends it to learn what a site
+// answers an app; stand-in clients in tests and the benchmark send it too (the rest of the
+// client's side is in test/support/fake-tls-client-side.ts). Pure code; time and randomness are
+// injected.
+import { createHmac } from 'node:crypto';
 import type { RandomSource } from '../protocol/obfuscated2.js';
 import { RECORD_HANDSHAKE, RECORD_HEADER_LEN } from './records.js';
 
@@ -11,8 +12,6 @@ const RANDOM_LEN = 32;
 const CLASSIC_HELLO_LEN = 517;
 const X25519MLKEM768 = 0x11ec;
 const X25519 = 0x001d;
-/** tdlib's limit for the records it writes after the handshake (MAX_TLS_PACKET_LENGTH). */
-export const CLIENT_MAX_RECORD_PAYLOAD = 2878;
 
 const CIPHER_SUITES = [
   0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d,
@@ -166,63 +165,4 @@ export function buildClientHello(params: ClientHelloParams): ClientHello {
   mac.writeUInt32LE((mac.readUInt32LE(28) ^ params.now) >>> 0, 28);
   mac.copy(hello, RANDOM_POS);
   return { hello, clientRandom: mac, sessionId };
-}
-
-/**
- * Splits a one-record hello into several handshake records with the given payload sizes (the
- * last record takes what is left), as DPI-evasion tools in front of a client do (§4.1).
- */
-export function splitHelloRecords(hello: Buffer, payloadSizes: readonly number[]): Buffer {
-  const payload = hello.subarray(RECORD_HEADER_LEN);
-  const parts: Buffer[] = [];
-  let from = 0;
-  for (let i = 0; from < payload.length; i++) {
-    const size = i < payloadSizes.length ? Math.max(1, payloadSizes[i]!) : payload.length - from;
-    const piece = payload.subarray(from, Math.min(payload.length, from + size));
-    const head = Buffer.from(hello.subarray(0, RECORD_HEADER_LEN));
-    head.writeUInt16BE(piece.length, 3);
-    parts.push(head, piece);
-    from += piece.length;
-  }
-  return Buffer.concat(parts);
-}
-
-export type ServerHelloCheck =
-  | { readonly kind: 'need-more' }
-  /** The answer is authentic; `rest` is what followed it (the first application-data records). */
-  | { readonly kind: 'ok'; readonly consumed: number; readonly rest: Buffer };
-
-const ANSWER_HEAD = Buffer.from([0x16, 0x03, 0x03]);
-const ANSWER_MIDDLE = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01, 0x17, 0x03, 0x03]);
-
-/**
- * tdlib's check of the proxy's answer (TlsInit::wait_hello_response): `16 03 03` + a record, then
- * literally `14 03 03 00 01 01 17 03 03` + one more record, and a server random equal to
- * HMAC-SHA256(secret, clientRandom || those bytes with the random zeroed). Throws ProtocolError
- * when the answer is not one.
- */
-export function verifyServerHello(received: Buffer, clientRandom: Buffer, secret: Buffer): ServerHelloCheck {
-  let end = 0;
-  for (const prefix of [ANSWER_HEAD, ANSWER_MIDDLE]) {
-    if (received.length < end + prefix.length + 2) return { kind: 'need-more' };
-    if (!received.subarray(end, end + prefix.length).equals(prefix)) {
-      throw new ProtocolError('ERR_TLS_SERVER_HELLO', 'the answer to the hello does not start like one');
-    }
-    end += prefix.length + 2 + received.readUInt16BE(end + prefix.length);
-    if (received.length < end) return { kind: 'need-more' };
-  }
-  const answer = Buffer.from(received.subarray(0, end));
-  if (answer.length < RANDOM_POS + RANDOM_LEN) {
-    throw new ProtocolError('ERR_TLS_SERVER_HELLO', 'the ServerHello is too short');
-  }
-  const serverRandom = Buffer.from(answer.subarray(RANDOM_POS, RANDOM_POS + RANDOM_LEN));
-  answer.fill(0, RANDOM_POS, RANDOM_POS + RANDOM_LEN);
-  const expected = createHmac('sha256', secret).update(clientRandom).update(answer).digest();
-  if (!timingSafeEqual(expected, serverRandom)) {
-    throw new ProtocolError(
-      'ERR_TLS_SERVER_HELLO',
-      'the server random is not our MAC: wrong secret or proxy',
-    );
-  }
-  return { kind: 'ok', consumed: end, rest: received.subarray(end) };
 }

@@ -1,12 +1,7 @@
 import { createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import {
-  buildClientHello,
-  CLIENT_MAX_RECORD_PAYLOAD,
-  splitHelloRecords,
-  verifyServerHello,
-} from '../../../proxy/src/fake-tls/client.js';
+import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import {
   type ClockWindow,
   detectClientHello,
@@ -24,6 +19,11 @@ import {
 } from '../../../proxy/src/fake-tls/server-hello.js';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
 import { ctrCipher, parseClientHeader, type RandomSource } from '../../../proxy/src/protocol/obfuscated2.js';
+import {
+  CLIENT_MAX_RECORD_PAYLOAD,
+  splitHelloRecords,
+  verifyServerHello,
+} from '../../support/fake-tls-client-side.js';
 import { hex, loadVectors } from '../../support/vectors.js';
 
 interface AcceptedVector {
