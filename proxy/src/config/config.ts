@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from '../middle/codec/builtin-config.js';
 import { ProtocolError } from '../protocol/errors.js';
+import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../session/policy.js';
 import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
@@ -24,15 +25,6 @@ export interface HostPort {
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-
-/**
- * What a client may speak: `classic` = abridged or intermediate obfuscated2, `secure` = padded
- * intermediate (`dd`), `tls` = fake TLS (`ee`). Inside fake TLS, padded is always accepted and
- * abridged/intermediate only when `classic` is on too.
- */
-export type ClientMode = 'classic' | 'secure' | 'tls';
-export type UnknownSniAction = 'mask' | 'drop' | 'accept';
-export type ProxyProtocolSetting = 'off' | 'v1' | 'v2' | 'auto';
 
 /** Where connections that fail the handshake are relayed, and the caps of such a relay. */
 export interface MaskSettings {

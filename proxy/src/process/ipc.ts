@@ -1,16 +1,10 @@
 // Messages between the primary and its workers over the cluster IPC channel. JSON only: buffers
 // travel as hex, maps as entry lists.
-import type {
-  ClientMode,
-  Config,
-  HostPort,
-  MaskSettings,
-  ProxyProtocolSetting,
-  UnknownSniAction,
-} from '../config/config.js';
+import type { Config, HostPort, MaskSettings } from '../config/config.js';
 import type { SiteProfile } from '../fake-tls/site-profile.js';
 import type { WireProxyConfig } from '../middle/telegram-config.js';
 import type { ReplayAnswer, ReplayRequest } from '../replay/shared-replay.js';
+import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../session/policy.js';
 import type { CounterSnapshot } from '../telemetry/counters.js';
 import type { AdmitAnswer, AdmitRequest, ReleaseNotice, WireUser } from '../users/shared-users.js';
 

@@ -7,7 +7,6 @@ import {
   UnidentifiedHandshakes,
 } from '../admission/handshake-throttle.js';
 import { ConnectionsPerIp } from '../admission/ip-limit.js';
-import type { ClientMode } from '../config/config.js';
 import { resolveDc } from '../direct/dc-table.js';
 import { directUpstream } from '../direct/direct-upstream.js';
 import { DEFAULT_CLOCK_WINDOW } from '../fake-tls/codec.js';
@@ -18,7 +17,8 @@ import { middleUpstream } from '../middle/middle-upstream.js';
 import { MiddleProxyPool } from '../middle/pool.js';
 import { configFromWire } from '../middle/telegram-config.js';
 import { SharedReplayGuard } from '../replay/shared-replay.js';
-import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../session/client-session.js';
+import { type SessionDeps, sessionServer } from '../session/client-session.js';
+import type { ClientMode, FakeTlsPolicy } from '../session/policy.js';
 import { WorkerCounters } from '../telemetry/counters.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { SharedUsers, type WireUser } from '../users/shared-users.js';
@@ -184,6 +184,7 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
       }
     },
   };
+  const serveClient = sessionServer(sessionDeps);
   const listener = new ClientListener({
     port: settings.port,
     bind: settings.bind,
@@ -191,7 +192,7 @@ async function start(settings: WorkerSettings): Promise<RunningWorker> {
     onRefused: () => counters.refusedAtLimit(),
     onConnection: (socket) => {
       counters.accepted();
-      serveClient(socket, sessionDeps);
+      serveClient(socket);
     },
   });
   const report = (): void => {

@@ -4,9 +4,9 @@
 // No answer in time is a replay: fail closed (the client is masked like any replay), counted and
 // logged once a minute.
 
+import type { ReplayGuard, ReplayOutcome } from '../session/ports.js';
 import type { Logger } from '../telemetry/logger.js';
 import { throttled } from '../telemetry/throttle.js';
-import type { ReplayGuard, ReplayOutcome } from './replay-cache.js';
 import { fingerprint, type ReplayVerdict } from './replay-window.js';
 
 export interface ReplayRequest {

@@ -2,8 +2,9 @@
 // (replaced on every reload) and admission as an IPC round trip. No answer in time is a refusal
 // ('no-answer': fail closed), counted and logged once a minute; an admission that the primary
 // granted after the worker gave up is given back at once.
-import type { UserTable } from '../session/client-session.js';
+
 import type { UserRefusal } from '../session/events.js';
+import type { UserTable } from '../session/ports.js';
 import type { Logger } from '../telemetry/logger.js';
 import { throttled } from '../telemetry/throttle.js';
 import type { UserDirectory } from './user-gate.js';
