@@ -377,16 +377,26 @@ export class Handshake {
       return;
     }
     rules.throttle?.matched(address, parsed.secretIndex);
-    if (!transportAllowed(parsed.transport, 'plain', rules.modes)) {
-      this.#fail('transport-not-allowed');
-      return;
-    }
-    if (!rules.canServe(parsed.dc)) {
-      this.#failNow('unknown-dc');
-      return;
-    }
+    if (!this.#servable(parsed, 'plain')) return;
     const user = table.names[parsed.secretIndex]!;
     this.#checkReplay(parsed.replayKey, { stage: 'checking-plain', header: parsed, user, rest });
+  }
+
+  /**
+   * Whether MODES allows the header's transport and the upstream reaches its DC; fails the
+   * handshake when not. A wrong transport fails like a prober; a DC we cannot reach is a real client
+   * asking too much: closed at once, not masked.
+   */
+  #servable(parsed: ClientHeader, framing: Framing): boolean {
+    if (!transportAllowed(parsed.transport, framing, this.#rules.modes)) {
+      this.#fail('transport-not-allowed');
+      return false;
+    }
+    if (!this.#rules.canServe(parsed.dc)) {
+      this.#failNow('unknown-dc');
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -514,7 +524,6 @@ export class Handshake {
   }
 
   #onInnerHeader(answered: Answered): void {
-    const rules = this.#rules;
     const view = this.#inner.length === 1 ? this.#inner[0]! : Buffer.concat(this.#inner);
     this.#inner = [];
     const parsed = parseClientHeader(view.subarray(0, HEADER_LEN), [answered.secret]);
@@ -522,14 +531,7 @@ export class Handshake {
       this.#fail('bad-secret');
       return;
     }
-    if (!transportAllowed(parsed.transport, 'tls', rules.modes)) {
-      this.#fail('transport-not-allowed');
-      return;
-    }
-    if (!rules.canServe(parsed.dc)) {
-      this.#failNow('unknown-dc');
-      return;
-    }
+    if (!this.#servable(parsed, 'tls')) return;
     // The inner header is checked too: a fresh hello carrying a recorded session's header is a replay.
     this.#checkReplay(parsed.replayKey, {
       stage: 'checking-inner',
