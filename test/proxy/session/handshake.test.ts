@@ -165,80 +165,78 @@ interface Row {
   readonly sees: readonly string[];
 }
 
-function table(rows: readonly Row[], run = afterAdmission): void {
+/** Rows behind a load balancer (PROXY protocol) are shown from the start, the others after admission. */
+function table(rows: readonly Row[]): void {
   for (const row of rows) {
     it(row.what, () => {
-      expect(run(row.steps, row.rules)).to.deep.equal(row.sees);
+      const behindBalancer = (row.rules?.proxyProtocol ?? 'off') !== 'off';
+      const run = behindBalancer ? connect(row.steps, row.rules).said : afterAdmission(row.steps, row.rules);
+      expect(run).to.deep.equal(row.sees);
     });
   }
 }
 
-const fullRun = (steps: readonly Step[], rules?: Partial<HandshakeRules>) => connect(steps, rules).said;
-
 // --- the tables ----------------------------------------------------------------------------------
 
 describe('handshake: a load balancer in front (PROXY protocol)', () => {
-  table(
-    [
-      {
-        what: 'v1: header and dd handshake in one segment -> the address in the header is admitted, then checked',
-        rules: { proxyProtocol: 'v1' },
-        steps: [Buffer.concat([v1, header(alice)]), ADMITTED],
-        sees: ['need more', 'admit 203.0.113.7:5555', 'identified', 'check replay'],
-      },
-      {
-        what: 'v1 in pieces -> more is read until the line is complete',
-        rules: { proxyProtocol: 'v1' },
-        steps: [v1.subarray(0, 10), v1.subarray(10), ADMITTED],
-        sees: ['need more', 'need more', 'admit 203.0.113.7:5555', 'need more'],
-      },
-      {
-        what: 'v2 with an IPv6 source -> that source is admitted',
-        rules: { proxyProtocol: 'v2' },
-        steps: [
-          formatProxyHeaderV2({ address: '2001:db8::7', port: 5555 }, { address: '2001:db8::1', port: 443 }),
-        ],
-        sees: ['need more', 'admit 2001:db8::7:5555'],
-      },
-      {
-        what: "v2 LOCAL (the balancer's health check) -> the socket's own address is admitted",
-        rules: { proxyProtocol: 'v2' },
-        steps: [formatProxyHeaderV2(undefined, undefined)],
-        sees: ['need more', 'admit 127.0.0.1:40000'],
-      },
-      {
-        what: 'auto, and a dd client without a header -> the socket address is admitted, the bytes are its handshake',
-        rules: { proxyProtocol: 'auto' },
-        steps: [header(alice), ADMITTED],
-        sees: ['need more', 'admit 127.0.0.1:40000', 'identified', 'check replay'],
-      },
-      {
-        what: 'v1 expected, a handshake without a header came -> refused at once, never masked',
-        rules: { proxyProtocol: 'v1' },
-        steps: [header(alice)],
-        sees: ['need more', 'refuse bad_proxy_header'],
-      },
-      {
-        what: 'v2 expected, a malformed v2 header (unknown version) -> refused at once, never masked',
-        rules: { proxyProtocol: 'v2' },
-        steps: [Buffer.concat([v2.subarray(0, 12), Buffer.from([0x31]), v2.subarray(13)])],
-        sees: ['need more', 'refuse bad_proxy_header'],
-      },
-      {
-        what: 'the per-address limit is reached for the address in the header -> refused',
-        rules: { proxyProtocol: 'v1' },
-        steps: [Buffer.concat([v1, header(alice)]), LIMITED],
-        sees: ['need more', 'admit 203.0.113.7:5555', 'refuse per_ip_limit'],
-      },
-      {
-        what: 'a prober behind the balancer -> the mask host gets what it sent, without the balancer header',
-        rules: { proxyProtocol: 'auto' },
-        steps: [Buffer.concat([v2, garbage(100)]), ADMITTED],
-        sees: ['need more', 'admit 203.0.113.7:5555', 'identified', 'fail bad-secret', 'mask 100 bytes'],
-      },
-    ],
-    fullRun,
-  );
+  table([
+    {
+      what: 'v1: header and dd handshake in one segment -> the address in the header is admitted, then checked',
+      rules: { proxyProtocol: 'v1' },
+      steps: [Buffer.concat([v1, header(alice)]), ADMITTED],
+      sees: ['need more', 'admit 203.0.113.7:5555', 'identified', 'check replay'],
+    },
+    {
+      what: 'v1 in pieces -> more is read until the line is complete',
+      rules: { proxyProtocol: 'v1' },
+      steps: [v1.subarray(0, 10), v1.subarray(10), ADMITTED],
+      sees: ['need more', 'need more', 'admit 203.0.113.7:5555', 'need more'],
+    },
+    {
+      what: 'v2 with an IPv6 source -> that source is admitted',
+      rules: { proxyProtocol: 'v2' },
+      steps: [
+        formatProxyHeaderV2({ address: '2001:db8::7', port: 5555 }, { address: '2001:db8::1', port: 443 }),
+      ],
+      sees: ['need more', 'admit 2001:db8::7:5555'],
+    },
+    {
+      what: "v2 LOCAL (the balancer's health check) -> the socket's own address is admitted",
+      rules: { proxyProtocol: 'v2' },
+      steps: [formatProxyHeaderV2(undefined, undefined)],
+      sees: ['need more', 'admit 127.0.0.1:40000'],
+    },
+    {
+      what: 'auto, and a dd client without a header -> the socket address is admitted, the bytes are its handshake',
+      rules: { proxyProtocol: 'auto' },
+      steps: [header(alice), ADMITTED],
+      sees: ['need more', 'admit 127.0.0.1:40000', 'identified', 'check replay'],
+    },
+    {
+      what: 'v1 expected, a handshake without a header came -> refused at once, never masked',
+      rules: { proxyProtocol: 'v1' },
+      steps: [header(alice)],
+      sees: ['need more', 'refuse bad_proxy_header'],
+    },
+    {
+      what: 'v2 expected, a malformed v2 header (unknown version) -> refused at once, never masked',
+      rules: { proxyProtocol: 'v2' },
+      steps: [Buffer.concat([v2.subarray(0, 12), Buffer.from([0x31]), v2.subarray(13)])],
+      sees: ['need more', 'refuse bad_proxy_header'],
+    },
+    {
+      what: 'the per-address limit is reached for the address in the header -> refused',
+      rules: { proxyProtocol: 'v1' },
+      steps: [Buffer.concat([v1, header(alice)]), LIMITED],
+      sees: ['need more', 'admit 203.0.113.7:5555', 'refuse per_ip_limit'],
+    },
+    {
+      what: 'a prober behind the balancer -> the mask host gets what it sent, without the balancer header',
+      rules: { proxyProtocol: 'auto' },
+      steps: [Buffer.concat([v2, garbage(100)]), ADMITTED],
+      sees: ['need more', 'admit 203.0.113.7:5555', 'identified', 'fail bad-secret', 'mask 100 bytes'],
+    },
+  ]);
 
   it('no PROXY protocol: the socket address is admitted first; refused there, nothing is read', () => {
     expect(connect([]).said).to.deep.equal(['admit 127.0.0.1:40000']);
@@ -493,69 +491,74 @@ describe('handshake: the per-source throttle of failed handshakes', () => {
       failed: (address) => told.push(`failed ${address}`),
     };
   }
-  const rows: (Row & { plan: TrialPlan; told: string[] })[] = [
-    {
-      what: 'budget left, a secret nobody was given -> a full trial fails and is counted',
-      plan: { kind: 'full', first: undefined },
-      steps: [header(stranger)],
-      sees: ['identified', 'fail bad-secret', 'mask 64 bytes'],
-      told: ['plan 127.0.0.1', 'failed 127.0.0.1'],
-    },
-    {
-      what: "budget left, bob's hello with alice remembered first -> bob matches",
-      plan: { kind: 'full', first: 0 },
-      steps: [hello(bob)],
-      sees: ['identified', 'check replay'],
-      told: ['plan 127.0.0.1', 'matched 127.0.0.1 1'],
-    },
-    {
-      what: 'budget spent, nothing remembered -> throttled before any crypto, masked like any bad handshake',
-      plan: { kind: 'remembered-only', first: undefined },
-      steps: [hello(alice)],
-      sees: ['identified', 'fail throttled', 'mask 517 bytes'],
-      told: ['plan 127.0.0.1'],
-    },
-    {
-      what: 'budget spent, bob remembered, bob behind the same NAT -> still gets through',
-      plan: { kind: 'remembered-only', first: 1 },
-      steps: [hello(bob)],
-      sees: ['identified', 'check replay'],
-      told: ['plan 127.0.0.1', 'matched 127.0.0.1 1'],
-    },
-    {
-      what: 'budget spent, bob remembered, alice from there -> throttled (only one secret is tried)',
-      plan: { kind: 'remembered-only', first: 1 },
-      steps: [hello(alice)],
-      sees: ['identified', 'fail throttled', 'mask 517 bytes'],
-      told: ['plan 127.0.0.1'],
-    },
-    {
-      what: "budget spent, alice remembered, alice's dd header -> gets through",
-      plan: { kind: 'remembered-only', first: 0 },
-      steps: [header(alice)],
-      sees: ['identified', 'check replay'],
-      told: ['plan 127.0.0.1', 'matched 127.0.0.1 0'],
-    },
-    {
-      what: "budget spent, bob remembered, alice's dd header -> throttled",
-      plan: { kind: 'remembered-only', first: 1 },
-      steps: [header(alice)],
-      sees: ['identified', 'fail throttled', 'mask 64 bytes'],
-      told: ['plan 127.0.0.1'],
-    },
-    {
-      what: 'budget spent, the remembered secret was removed by a reload -> throttled',
-      plan: { kind: 'remembered-only', first: 5 },
-      steps: [hello(alice)],
-      sees: ['identified', 'fail throttled', 'mask 517 bytes'],
-      told: ['plan 127.0.0.1'],
-    },
+  const full = (first?: number): TrialPlan => ({ kind: 'full', first });
+  const spent = (first?: number): TrialPlan => ({ kind: 'remembered-only', first });
+  // [the client, its source's plan, what happens next, what the throttle is told after the plan]
+  const rows: [string, TrialPlan, Buffer, string, string[]][] = [
+    [
+      'budget left, a secret nobody was given -> a full trial fails and is counted',
+      full(),
+      header(stranger),
+      'fail bad-secret',
+      ['failed 127.0.0.1'],
+    ],
+    [
+      "budget left, bob's hello with alice remembered first -> bob matches",
+      full(0),
+      hello(bob),
+      'check replay',
+      ['matched 127.0.0.1 1'],
+    ],
+    [
+      'budget spent, nothing remembered -> throttled before any crypto, masked like any bad handshake',
+      spent(),
+      hello(alice),
+      'fail throttled',
+      [],
+    ],
+    [
+      'budget spent, bob remembered, bob behind the same NAT -> still gets through',
+      spent(1),
+      hello(bob),
+      'check replay',
+      ['matched 127.0.0.1 1'],
+    ],
+    [
+      'budget spent, bob remembered, alice from there -> throttled (only one secret is tried)',
+      spent(1),
+      hello(alice),
+      'fail throttled',
+      [],
+    ],
+    [
+      "budget spent, alice remembered, alice's dd header -> gets through",
+      spent(0),
+      header(alice),
+      'check replay',
+      ['matched 127.0.0.1 0'],
+    ],
+    [
+      "budget spent, bob remembered, alice's dd header -> throttled",
+      spent(1),
+      header(alice),
+      'fail throttled',
+      [],
+    ],
+    [
+      'budget spent, the remembered secret was removed by a reload -> throttled',
+      spent(5),
+      hello(alice),
+      'fail throttled',
+      [],
+    ],
   ];
-  for (const row of rows) {
-    it(row.what, () => {
-      const t = throttle(row.plan);
-      expect(afterAdmission(row.steps, { throttle: t })).to.deep.equal(row.sees);
-      expect(t.told).to.deep.equal(row.told);
+  for (const [what, plan, client, next, told] of rows) {
+    it(what, () => {
+      const t = throttle(plan);
+      const said = afterAdmission([client], { throttle: t });
+      expect(said.slice(0, 2)).to.deep.equal(['identified', next]);
+      if (next.startsWith('fail')) expect(said.slice(2)).to.deep.equal([`mask ${client.length} bytes`]);
+      expect(t.told).to.deep.equal(['plan 127.0.0.1', ...told]);
     });
   }
 
@@ -601,177 +604,116 @@ describe('handshake: the replay cache at each of its three checks', () => {
 
 describe('handshake: deadlines at each stage', () => {
   const h = hello(alice);
-  table(
-    [
-      {
-        what: 'reading the PROXY header -> timeout, masked with the partial bytes',
-        rules: { proxyProtocol: 'v1' },
-        steps: [v1.subarray(0, 10), TIMEOUT],
-        sees: ['need more', 'need more', 'identified', 'fail timeout', 'mask 10 bytes'],
-      },
-      {
-        what: 'a silent client -> timeout, masked (the mask host answers a silent client too)',
-        steps: [ADMITTED, TIMEOUT],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'identified', 'fail timeout', 'mask 0 bytes'],
-      },
-      {
-        what: 'a partial hello -> timeout, masked with the bytes sent so far',
-        steps: [ADMITTED, h.subarray(0, 100), TIMEOUT],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'need more',
-          'identified',
-          'fail timeout',
-          'mask 100 bytes',
-        ],
-      },
-      {
-        what: 'a silent client with masking off -> timeout, held',
-        rules: { masking: false },
-        steps: [ADMITTED, TIMEOUT],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'identified', 'fail timeout', 'hold'],
-      },
-      {
-        what: 'waiting for the replay cache -> timeout, closed now',
-        steps: [ADMITTED, h, TIMEOUT],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'fail timeout',
-          'close handshake-failed',
-        ],
-      },
-      {
-        what: 'after our ServerHello, no inner header -> timeout, closed now',
-        steps: [ADMITTED, h, FRESH, TIMEOUT],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'write',
-          'need more',
-          'fail timeout',
-          'close handshake-failed',
-        ],
-      },
-      {
-        what: 'waiting for the replay cache on the inner header -> timeout, closed now',
-        steps: [ADMITTED, h, FRESH, records(header(alice)), TIMEOUT],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'write',
-          'need more',
-          'check replay',
-          'fail timeout',
-          'close handshake-failed',
-        ],
-      },
-      {
-        what: 'after the client was accepted -> nothing (the session has its own clocks)',
-        steps: [ADMITTED, header(alice), FRESH, TIMEOUT],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'accept alice plain padded dc2',
-        ],
-      },
-    ],
-    fullRun,
-  );
+  table([
+    {
+      what: 'reading the PROXY header -> timeout, masked with the partial bytes',
+      rules: { proxyProtocol: 'v1' },
+      steps: [v1.subarray(0, 10), TIMEOUT],
+      sees: ['need more', 'need more', 'identified', 'fail timeout', 'mask 10 bytes'],
+    },
+    {
+      what: 'a silent client -> timeout, masked (the mask host answers a silent client too)',
+      steps: [TIMEOUT],
+      sees: ['identified', 'fail timeout', 'mask 0 bytes'],
+    },
+    {
+      what: 'a partial hello -> timeout, masked with the bytes sent so far',
+      steps: [h.subarray(0, 100), TIMEOUT],
+      sees: ['need more', 'identified', 'fail timeout', 'mask 100 bytes'],
+    },
+    {
+      what: 'a silent client with masking off -> timeout, held',
+      rules: { masking: false },
+      steps: [TIMEOUT],
+      sees: ['identified', 'fail timeout', 'hold'],
+    },
+    {
+      what: 'waiting for the replay cache -> timeout, closed now',
+      steps: [h, TIMEOUT],
+      sees: ['identified', 'check replay', 'fail timeout', 'close handshake-failed'],
+    },
+    {
+      what: 'after our ServerHello, no inner header -> timeout, closed now',
+      steps: [h, FRESH, TIMEOUT],
+      sees: ['identified', 'check replay', 'write', 'need more', 'fail timeout', 'close handshake-failed'],
+    },
+    {
+      what: 'waiting for the replay cache on the inner header -> timeout, closed now',
+      steps: [h, FRESH, records(header(alice)), TIMEOUT],
+      sees: [
+        'identified',
+        'check replay',
+        'write',
+        'need more',
+        'check replay',
+        'fail timeout',
+        'close handshake-failed',
+      ],
+    },
+    {
+      what: 'after the client was accepted -> nothing (the session has its own clocks)',
+      steps: [header(alice), FRESH, TIMEOUT],
+      sees: ['identified', 'check replay', 'accept alice plain padded dc2'],
+    },
+  ]);
 });
 
 describe('handshake: the client half-closes at each stage', () => {
   const h = hello(alice);
-  table(
-    [
-      {
-        what: 'while sending the PROXY header -> closed',
-        rules: { proxyProtocol: 'v1' },
-        steps: [v1.subarray(0, 10), HALF_CLOSED],
-        sees: ['need more', 'need more', 'close client-closed'],
-      },
-      {
-        what: 'before sending anything -> closed',
-        steps: [ADMITTED, HALF_CLOSED],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'close client-closed'],
-      },
-      {
-        what: 'a prober that sent a partial request and shut down its side -> still gets the mask host',
-        steps: [ADMITTED, Buffer.from('GET /'), HALF_CLOSED],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'need more',
-          'identified',
-          'fail client-closed',
-          'mask 5 bytes',
-        ],
-      },
-      {
-        what: 'while the replay cache is asked -> closed',
-        steps: [ADMITTED, h, HALF_CLOSED],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'identified', 'check replay', 'close client-closed'],
-      },
-      {
-        what: 'after our ServerHello -> closed',
-        steps: [ADMITTED, h, FRESH, HALF_CLOSED],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'write',
-          'need more',
-          'close client-closed',
-        ],
-      },
-      {
-        what: 'after it was masked -> nothing more from the handshake (the mask relay forwards it)',
-        steps: [ADMITTED, header(stranger), HALF_CLOSED],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'identified', 'fail bad-secret', 'mask 64 bytes'],
-      },
-    ],
-    fullRun,
-  );
+  table([
+    {
+      what: 'while sending the PROXY header -> closed',
+      rules: { proxyProtocol: 'v1' },
+      steps: [v1.subarray(0, 10), HALF_CLOSED],
+      sees: ['need more', 'need more', 'close client-closed'],
+    },
+    {
+      what: 'before sending anything -> closed',
+      steps: [HALF_CLOSED],
+      sees: ['close client-closed'],
+    },
+    {
+      what: 'a prober that sent a partial request and shut down its side -> still gets the mask host',
+      steps: [Buffer.from('GET /'), HALF_CLOSED],
+      sees: ['need more', 'identified', 'fail client-closed', 'mask 5 bytes'],
+    },
+    {
+      what: 'while the replay cache is asked -> closed',
+      steps: [h, HALF_CLOSED],
+      sees: ['identified', 'check replay', 'close client-closed'],
+    },
+    {
+      what: 'after our ServerHello -> closed',
+      steps: [h, FRESH, HALF_CLOSED],
+      sees: ['identified', 'check replay', 'write', 'need more', 'close client-closed'],
+    },
+    {
+      what: 'after it was masked -> nothing more from the handshake (the mask relay forwards it)',
+      steps: [header(stranger), HALF_CLOSED],
+      sees: ['identified', 'fail bad-secret', 'mask 64 bytes'],
+    },
+  ]);
 });
 
 describe('handshake: the cap on unidentified handshakes', () => {
-  table(
-    [
-      {
-        what: 'the oldest silent connection is evicted -> throttled, masked',
-        steps: [ADMITTED, EVICTED],
-        sees: ['admit 127.0.0.1:40000', 'need more', 'identified', 'fail throttled', 'mask 0 bytes'],
-      },
-      {
-        what: 'evicted while sending its PROXY header -> throttled, masked with the bytes so far',
-        rules: { proxyProtocol: 'v1' },
-        steps: [v1.subarray(0, 10), EVICTED],
-        sees: ['need more', 'need more', 'identified', 'fail throttled', 'mask 10 bytes'],
-      },
-      {
-        what: 'an eviction after the handshake was identified -> nothing (it left the cap then)',
-        steps: [ADMITTED, header(alice), EVICTED, FRESH],
-        sees: [
-          'admit 127.0.0.1:40000',
-          'need more',
-          'identified',
-          'check replay',
-          'accept alice plain padded dc2',
-        ],
-      },
-    ],
-    fullRun,
-  );
+  table([
+    {
+      what: 'the oldest silent connection is evicted -> throttled, masked',
+      steps: [EVICTED],
+      sees: ['identified', 'fail throttled', 'mask 0 bytes'],
+    },
+    {
+      what: 'evicted while sending its PROXY header -> throttled, masked with the bytes so far',
+      rules: { proxyProtocol: 'v1' },
+      steps: [v1.subarray(0, 10), EVICTED],
+      sees: ['need more', 'need more', 'identified', 'fail throttled', 'mask 10 bytes'],
+    },
+    {
+      what: 'an eviction after the handshake was identified -> nothing (it left the cap then)',
+      steps: [header(alice), EVICTED, FRESH],
+      sees: ['identified', 'check replay', 'accept alice plain padded dc2'],
+    },
+  ]);
 });
 
 describe('handshake: what becomes of a failed connection (failure policies)', () => {
