@@ -257,6 +257,7 @@ class ClientSession {
   /** The handshake has been decided one way or the other: no longer counted as unidentified. */
   #identified(): void {
     clearTimeout(this.#unidentifiedTimer);
+    this.#unidentifiedTimer = undefined;
     this.#leaveUnidentified?.();
     this.#leaveUnidentified = undefined;
   }
@@ -313,6 +314,7 @@ class ClientSession {
     }
     this.#phase = 'relaying';
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (upstream !== undefined) {
       this.#upstream = upstream;
       upstream.on('error', () => {
