@@ -3,13 +3,13 @@ import { isIP } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from '../middle/codec/builtin-config.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../session/policy.js';
-import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
+import { parseStateSettings, type StateSettings } from './state-settings.js';
+import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
 
 export const MAX_SECRETS = 16;
 

@@ -1,5 +1,5 @@
 // What a user pastes into Telegram: the client-side secret parameter and the proxy links
-// (MTPROTO-PROXY.md §1). The server only ever knows the 16-byte key; the `dd`/`ee` prefixes and the
+// (docs/protocol.md §1). The server only ever knows the 16-byte key; the `dd`/`ee` prefixes and the
 // fake-TLS domain are instructions to the client.
 import { ProtocolError } from '../protocol/errors.js';
 

@@ -1,4 +1,4 @@
-// Where Telegram's data centres are, for direct mode (MTPROTO-PROXY.md §5.1).
+// Where Telegram's data centres are, for direct mode (docs/protocol.md §5.1).
 // Sources: the DC tables of mtprotoproxy, mtg and telemt, which cite the clients' built-in DC
 // options; test DCs from tdlib's built-in test options. All on port 443.
 import type { HostPort } from '../config/config.js';

@@ -1,4 +1,4 @@
-// Direct mode (MTPROTO-PROXY.md §5): dial the DC the client asked for and relay both ways.
+// Direct mode (docs/protocol.md §5): dial the DC the client asked for and relay both ways.
 import type { Socket } from 'node:net';
 import type { HostPort } from '../config/config.js';
 import { createDcHeader } from '../protocol/obfuscated2.js';

@@ -1,4 +1,4 @@
-// Fake TLS, first step (MTPROTO-PROXY.md §4.1-4.6, §4.9): find a ClientHello in the bytes a client
+// Fake TLS, first step (docs/protocol.md §4.1-4.6, §4.9): find a ClientHello in the bytes a client
 // sent, then decide whether it was made with one of our secrets. Pure code: the caller owns the
 // socket, the clock and the replay cache; every refusal is a value, so the caller can mask.
 import { createHmac, timingSafeEqual } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The TLS record layer of fake TLS once the handshake is over (MTPROTO-PROXY.md §4.8): the client's
+// The TLS record layer of fake TLS once the handshake is over (docs/protocol.md §4.8): the client's
 // ChangeCipherSpec, then `17 03 03 || BE16 len || data` records in both directions. The records are
 // only framing (nothing is really encrypted or authenticated by TLS), so payload bytes are handed
 // on as soon as they arrive instead of waiting for a whole record.

@@ -1,4 +1,4 @@
-// Fake TLS, second step (MTPROTO-PROXY.md §4.7): the proxy's answer to an accepted ClientHello,
+// Fake TLS, second step (docs/protocol.md §4.7): the proxy's answer to an accepted ClientHello,
 // three records in one write: ServerHello, ChangeCipherSpec, one application-data record of noise
 // standing in for the encrypted certificate flight. Its random is a MAC the client checks.
 import { createHmac, generateKeyPairSync } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The three MTProto transports a client may run inside obfuscated2 (MTPROTO-PROXY.md §3): an
+// The three MTProto transports a client may run inside obfuscated2 (docs/protocol.md §3): an
 // incremental reader that splits a decrypted client stream into packets, and the writers for
 // packets and quick acks going back. Pure code: bytes in, bytes out.
 import { randomBytes } from 'node:crypto';

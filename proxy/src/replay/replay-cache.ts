@@ -1,5 +1,5 @@
 // Remembers recent authenticated handshakes so that a recorded one replayed by a prober is refused
-// (MTPROTO-PROXY.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
+// (docs/protocol.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
 // replay that lands on another worker, or after a restart (replay/replay-file.ts), is still caught.
 // Only handshakes that a secret opened are checked and remembered: a client without a secret can
 // neither fill the cache nor push anything out of it. The structure and its capacity are described

@@ -1,4 +1,4 @@
-// The official proxy's /stats text (MTPROTO-PROXY.md §7, ANCHORS.md "official /stats format"):
+// The official proxy's /stats text (docs/protocol.md §7):
 // the same keys in the same order, the same section markers and multi-value lines, so existing
 // exporters and scripts keep working. Keys that mean nothing for a Node.js process keep their
 // place with an honest 0. Pure: a model in, text out.

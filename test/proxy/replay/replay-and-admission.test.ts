@@ -220,7 +220,7 @@ users:
 
 describe('STATE_URL settings', () => {
   const parse = async (env: Record<string, string>) => {
-    const { parseStateSettings } = await import('../../../proxy/src/state/state-settings.js');
+    const { parseStateSettings } = await import('../../../proxy/src/config/state-settings.js');
     return parseStateSettings((n) => env[n], 'pod-1');
   };
 

@@ -8,8 +8,8 @@
 
 import { limitKey } from '../admission/ip-limit.js';
 import type { UserRefusal } from '../session/events.js';
-import type { User } from '../users/users-file.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../state/state-store.js';
+import type { User } from './users-file.js';
 
 export const LEASE_MS = 15_000;
 export const LEASE_RENEW_MS = 5_000;
