@@ -15,7 +15,7 @@ export function seededRandom(seed: string): RandomSource {
   };
 }
 
-/** Puts a valid MAC for `secret` and `timestamp` into any one-record hello (MTPROTO-PROXY.md §4.3). */
+/** Puts a valid MAC for `secret` and `timestamp` into any one-record hello (docs/protocol.md §4.3). */
 export function resign(hello: Buffer, secret: Buffer, timestamp: number): Buffer {
   const out = Buffer.from(hello);
   out.fill(0, 11, 43);
