@@ -3,37 +3,23 @@ import { isIP } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { HostPort } from '../direct/dc-table.js';
+import type { MaskSettings } from '../masking/mask-relay.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../session/policy.js';
+import type { LogLevel } from '../telemetry/logger.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { type RawSettings, SETTINGS } from './settings.js';
 import { parseStateSettings, type StateSettings } from './state-settings.js';
 import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
 
-export const MAX_SECRETS = 16;
+const MAX_SECRETS = 16;
 
 export interface ProxySecret {
   /** Stable, non-secret name used in logs and metrics: secret1, secret2, ... */
   readonly name: string;
   readonly bytes: Buffer;
-}
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-
-/** Where connections that fail the handshake are relayed, and the caps of such a relay. */
-export interface MaskSettings {
-  readonly host: string;
-  readonly port: number;
-  readonly maxBytes: number;
-  readonly timeoutMs: number;
-  /** Masked relays open at once per worker. */
-  readonly maxRelays: number;
 }
 
 export interface Config {
@@ -108,10 +94,10 @@ export interface Config {
 }
 
 /** Loopback and the private ranges an in-cluster Prometheus scrapes from (RFC 1918, RFC 6598, ULA). */
-export const DEFAULT_METRICS_ALLOW =
+const DEFAULT_METRICS_ALLOW =
   '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
 
-export const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
+const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
 
 /** Merge the environment and the command line (the command line wins) into NAME -> value. */
 export function readRawSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): RawSettings {
@@ -305,7 +291,7 @@ function parseLogLevel(variable: string, value: string): LogLevel {
   throw new ConfigError(variable, `"${value}" is not a log level`, 'Use error, warn, info or debug');
 }
 
-export function parseDomains(variable: string, value: string): string[] {
+function parseDomains(variable: string, value: string): string[] {
   const domains = value
     .split(',')
     .map((d) => d.trim().toLowerCase())

@@ -1,8 +1,8 @@
 // Direct mode (docs/protocol.md §5): dial the DC the client asked for and relay both ways.
 import type { Socket } from 'node:net';
-import type { HostPort } from '../config/config.js';
 import { createDcHeader } from '../protocol/obfuscated2.js';
 import type { ClientLink, SessionHooks, Upstream } from '../session/ports.js';
+import type { HostPort } from './dc-table.js';
 import { dial } from './dialer.js';
 import { pump } from './pump.js';
 

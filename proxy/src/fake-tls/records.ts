@@ -11,7 +11,7 @@ export const RECORD_APPLICATION_DATA = 0x17;
 /** The largest record payload we write (TLS plaintext limit). */
 export const MAX_RECORD_PAYLOAD = 16384;
 /** The largest record payload we accept: the TLS 1.3 ciphertext limit, 2^14 + 256. */
-export const MAX_INCOMING_RECORD_PAYLOAD = 16640;
+const MAX_INCOMING_RECORD_PAYLOAD = 16640;
 /** `14 03 03 00 01 01`: the one ChangeCipherSpec record both sides send. */
 export const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
 

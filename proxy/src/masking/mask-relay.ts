@@ -15,6 +15,14 @@ export interface MaskTarget {
   readonly port: number;
 }
 
+/** MASK_*: where connections that fail the handshake are relayed, and the caps of such a relay. */
+export interface MaskSettings extends MaskTarget {
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+  /** Masked relays open at once per worker. */
+  readonly maxRelays: number;
+}
+
 /** Where this proxy can be reached: every address that reaches us, on any of our ports. */
 export interface SelfEndpoints {
   readonly addresses: ReadonlySet<string>;

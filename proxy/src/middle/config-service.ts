@@ -5,14 +5,9 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProxyConfigInfo } from '../telemetry/official-stats.js';
 import { type ClockCheck, checkClock, MIDDLE_PROXY_CLOCK_LIMIT_SECONDS } from './clock.js';
+import { configToWire, type WireProxyConfig } from './config-messages.js';
 import { middleTargets } from './families.js';
-import {
-  configToWire,
-  type LoadResult,
-  type TelegramConfigSnapshot,
-  TelegramConfigSource,
-  type WireProxyConfig,
-} from './telegram-config.js';
+import { type LoadResult, type TelegramConfigSnapshot, TelegramConfigSource } from './telegram-source.js';
 
 export class MiddleConfig {
   readonly #source: TelegramConfigSource;

@@ -6,7 +6,7 @@ import { ProtocolError } from './errors.js';
 import type { RandomSource, Transport } from './obfuscated2.js';
 
 /** Largest packet a client may send (official `MAX_POST_SIZE`, §3.5). */
-export const MAX_PACKET_SIZE = 1_044_480;
+const MAX_PACKET_SIZE = 1_044_480;
 
 export interface Packet {
   /** The MTProto packet. A subarray of the pushed chunk when the whole frame arrived in one. */

@@ -6,7 +6,7 @@
 // in replay/replay-window.ts.
 
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import { throttled } from '../timers/throttle.js';
 import { ReplayFile } from './replay-file.js';
 import { type ReplayVerdict, ReplayWindow } from './replay-window.js';
 

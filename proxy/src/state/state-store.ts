@@ -13,7 +13,7 @@ import { createClient, type RedisClientType } from '@redis/client';
 import { ConfigError } from '../config/errors.js';
 import type { StateSettings } from '../config/state-settings.js';
 import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import { throttled } from '../timers/throttle.js';
 
 const MAX_IN_FLIGHT = 20_000;
 const BACKOFF_MIN_MS = 100;

@@ -11,9 +11,9 @@ import type { StateStore } from '../state/state-store.js';
 import type { UserCounters } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import { loadUsage, saveUsage } from './quota-store.js';
-import type { WireUser } from './shared-users.js';
 import { StoreLimits } from './store-limits.js';
 import { FLUSH_MS, StoreQuota } from './store-quota.js';
+import type { WireUser } from './user-messages.js';
 import { type UserRefusal, UserRegistry } from './user-registry.js';
 import { parseUsersFile, type User } from './users-file.js';
 
