@@ -25,6 +25,7 @@ import type {
   MaskRelay,
   PeerAddress,
   ReplayGuard,
+  ReplayOutcome,
   SessionHooks,
   TrialThrottle,
   UnidentifiedCap,
@@ -246,12 +247,22 @@ class ClientSession {
     if (this.#phase === 'handshake') this.#feed({ kind: 'bytes', chunk });
   };
 
-  /** The client is paused while the shared replay cache answers. */
+  /**
+   * The client is paused while the shared replay cache answers. A guard that fails instead of
+   * answering is treated like one that never answered: fail closed.
+   */
   #checkReplay(key: Buffer): void {
     this.#read(false);
-    void Promise.resolve(this.#deps.replay.check(key)).then((outcome) =>
-      this.#feed({ kind: 'replay', outcome }),
-    );
+    let answer: Promise<ReplayOutcome>;
+    try {
+      answer = Promise.resolve(this.#deps.replay.check(key));
+    } catch (err) {
+      answer = Promise.reject(err);
+    }
+    answer.then(
+        (outcome) => this.#feed({ kind: 'replay', outcome }),
+        () => this.#feed({ kind: 'replay', outcome: 'no-answer' }),
+      );
   }
 
   /** The handshake has been decided one way or the other: no longer counted as unidentified. */
