@@ -260,9 +260,9 @@ class ClientSession {
       answer = Promise.reject(err);
     }
     answer.then(
-        (outcome) => this.#feed({ kind: 'replay', outcome }),
-        () => this.#feed({ kind: 'replay', outcome: 'no-answer' }),
-      );
+      (outcome) => this.#feed({ kind: 'replay', outcome }),
+      () => this.#feed({ kind: 'replay', outcome: 'no-answer' }),
+    );
   }
 
   /** The handshake has been decided one way or the other: no longer counted as unidentified. */
