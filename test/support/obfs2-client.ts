@@ -4,7 +4,6 @@
 // which is how tests reach the stand-in DC directly.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { parseSecretParam } from '../../proxy/src/config/links.js';
 import type { RandomSource, Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket, type Packet, PacketReader } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket, PacketInbox } from './client-socket.js';
@@ -13,6 +12,7 @@ import {
   createClientHeader,
   createSecretlessHeader,
 } from './obfuscated2-client-header.js';
+import { parseSecretParam } from './secret-param-reader.js';
 
 const LABEL = 'obfs2 test client';
 

@@ -4,11 +4,11 @@
 // is all a DC sends; in middle mode the proxy itself writes quick acks into the stream.)
 import { type Cipheriv, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { parseSecretParam } from '../../proxy/src/config/links.js';
 import type { Transport } from '../../proxy/src/protocol/obfuscated2.js';
 import { encodePacket } from '../../proxy/src/protocol/transports.js';
 import { openTestSocket } from './client-socket.js';
 import { createClientHeader } from './obfuscated2-client-header.js';
+import { parseSecretParam } from './secret-param-reader.js';
 
 export interface Obfs2StreamClientOptions {
   readonly port: number;

@@ -1,6 +1,7 @@
 // What a user pastes into Telegram: the client-side secret parameter and the proxy links
 // (docs/protocol.md §1). The server only ever knows the 16-byte key; the `dd`/`ee` prefixes and the
-// fake-TLS domain are instructions to the client.
+// fake-TLS domain are instructions to the client. The proxy only writes links; reading one back as
+// an app does is test/support/secret-param-reader.ts.
 import { ProtocolError } from '../protocol/errors.js';
 
 const SECRET_KEY_LENGTH = 16;
@@ -19,8 +20,6 @@ export type ClientSecret =
 export type SecretEncoding = 'hex' | 'base64url';
 
 const PREFIX = { dd: 0xdd, ee: 0xee } as const;
-const HEX = /^(?:[0-9a-fA-F]{2})+$/;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 // Letters, digits, hyphens and dots: what a DNS name in an SNI can hold.
 const DOMAIN = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 
@@ -30,7 +29,8 @@ function checkKey(key: Buffer): void {
   }
 }
 
-function checkDomain(domain: string): void {
+/** The domains a client puts into its SNI: DNS characters, at most 182 of them. */
+export function checkDomain(domain: string): void {
   if (domain.length === 0 || domain.length > MAX_DOMAIN_LENGTH || !DOMAIN.test(domain)) {
     throw new ProtocolError('ERR_SECRET_DOMAIN', `not a usable fake-TLS domain: ${JSON.stringify(domain)}`);
   }
@@ -61,36 +61,6 @@ export function formatSecretParam(secret: ClientSecret, encoding: SecretEncoding
     throw new ProtocolError('ERR_SECRET_ENCODING', `a ${secret.kind} secret must be written in hex`);
   }
   return clientSecretBytes(secret).toString(encoding);
-}
-
-/**
- * Reads a `secret=` value the way tdlib does: hex first, then unpadded base64url; then classifies
- * the bytes (16 = plain, 17 starting `dd`, 18+ starting `ee` followed by the domain).
- */
-export function parseSecretParam(param: string): ClientSecret & { readonly bytes: Buffer } {
-  const bytes = decodeSecretParam(param);
-  if (bytes.length === SECRET_KEY_LENGTH) return { kind: 'plain', key: bytes, bytes };
-  const key = bytes.subarray(1, 1 + SECRET_KEY_LENGTH);
-  if (bytes.length === SECRET_KEY_LENGTH + 1 && bytes[0] === PREFIX.dd) return { kind: 'dd', key, bytes };
-  if (bytes.length > SECRET_KEY_LENGTH + 1 && bytes[0] === PREFIX.ee) {
-    const domain = bytes.subarray(1 + SECRET_KEY_LENGTH).toString('latin1');
-    checkDomain(domain);
-    return { kind: 'ee', key, domain, bytes };
-  }
-  throw new ProtocolError(
-    'ERR_SECRET_FORMAT',
-    `a secret must be 16 bytes, dd + 16 bytes or ee + 16 bytes + domain; got ${bytes.length} bytes`,
-  );
-}
-
-function decodeSecretParam(param: string): Buffer {
-  if (HEX.test(param)) return Buffer.from(param, 'hex');
-  if (BASE64URL.test(param)) {
-    const bytes = Buffer.from(param, 'base64url');
-    // Node ignores trailing bits and a dangling character; accept only the canonical spelling.
-    if (bytes.toString('base64url') === param) return bytes;
-  }
-  throw new ProtocolError('ERR_SECRET_ENCODING', 'secret is neither hex nor unpadded base64url');
 }
 
 export interface ProxyLinks {

@@ -14,7 +14,7 @@ import {
   secretsChecksum,
 } from '../../../operator/src/render/secrets.js';
 import { renderStatus, rolloutState, type StatusInputs } from '../../../operator/src/render/status.js';
-import { parseSecretParam } from '../../../proxy/src/config/links.js';
+import { parseSecretParam } from '../../support/secret-param-reader.js';
 
 const mtp: MTProxy = {
   apiVersion: 'mtkube.dev/v1alpha1',

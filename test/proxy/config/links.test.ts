@@ -1,12 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import {
-  type ClientSecret,
-  formatSecretParam,
-  parseSecretParam,
-  proxyLinks,
-} from '../../../proxy/src/config/links.js';
+import { type ClientSecret, formatSecretParam, proxyLinks } from '../../../proxy/src/config/links.js';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
+import { parseSecretParam } from '../../support/secret-param-reader.js';
 import { hex, loadVectors } from '../../support/vectors.js';
 
 interface LinkRow {
