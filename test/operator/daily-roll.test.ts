@@ -3,8 +3,8 @@
 // skips nor repeats it.
 import { expect } from 'chai';
 import type { Operator } from '../../operator/src/operator.js';
-import { FakeClock } from '../../operator/src/schedule/clock.js';
 import { eventually } from '../cluster/eventually.js';
+import { FakeClock } from './support/fake-clock.js';
 import { type DeploymentJson, freshTestBedPerTest, type TestBed } from './support/harness.js';
 
 describe('operator: the daily restart', function () {

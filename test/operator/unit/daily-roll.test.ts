@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { FakeClock } from '../../../operator/src/schedule/clock.js';
 import { parseDailySchedule } from '../../../operator/src/schedule/daily.js';
 import { decideRoll, type RollDecision, type RollInput } from '../../../operator/src/schedule/roll.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 // A small simulation of what the reconciler does with a decision: the restart annotation lands on
 // the Deployment, then status remembers the times.

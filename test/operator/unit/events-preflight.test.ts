@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { EventRecorder } from '../../../operator/src/controller/events.js';
 import type { KubeClient } from '../../../operator/src/controller/kube-client.js';
 import { preflight } from '../../../operator/src/preflight.js';
-import { FakeClock } from '../../../operator/src/schedule/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 /** Records the calls the code under test makes; answers what the test says. */
 function fakeClient(answers: { servesApi?: boolean; allowed?: (resource: string, verb: string) => boolean }) {

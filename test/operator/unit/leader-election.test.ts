@@ -8,7 +8,7 @@ import {
   type LeaseStore,
   microTime,
 } from '../../../operator/src/controller/leader-election.js';
-import { FakeClock } from '../../../operator/src/schedule/clock.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 /** One Lease in memory with resourceVersion checks, like the API server's. */
 class MemoryLeaseStore implements LeaseStore {
