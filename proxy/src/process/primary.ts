@@ -12,6 +12,7 @@ import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { WireUser } from '../users/shared-users.js';
 import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
+import { workerExecArgv } from './worker-heap.js';
 
 /** What the primary needs from the users service (users/users-service.ts). */
 export interface PrimaryUsers {
@@ -80,6 +81,7 @@ export function runPrimary(
     if (worker.isConnected()) worker.send(message);
   };
 
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const fork = (): Promise<void> => {
     const worker = cluster.fork();
     live.add(worker);
