@@ -1,5 +1,5 @@
 // One benchmark connection as a Telegram app opens it: the obfuscated2 header for a plain or `dd`
-// secret (MTPROTO-PROXY.md §2), optionally inside fake TLS for `ee` (§4.3, §4.8), or the
+// secret (docs/protocol.md §2), optionally inside fake TLS for `ee` (§4.3, §4.8), or the
 // secretless header a proxy sends to a DC (§5.2) when the relay under test forwards bytes as they
 // are. Packets go out framed by the transport; every packet the echo DC sends back is checked
 // byte for byte against what was sent, in order.

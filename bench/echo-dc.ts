@@ -1,5 +1,5 @@
 // A lean stand-in DC for the benchmark, run as its own process so its CPU is never counted as the
-// proxy's. It reads the secretless obfuscated2 header a proxy sends (MTPROTO-PROXY.md §5.2),
+// proxy's. It reads the secretless obfuscated2 header a proxy sends (docs/protocol.md §5.2),
 // checks the protocol tag, and then echoes the decrypted stream back encrypted with the reverse
 // key: the same packets come back in the same framing, without parsing them. test/support's
 // stand-in DC does more (resPQ, recording) and costs more per byte; this one only echoes.

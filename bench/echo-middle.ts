@@ -1,7 +1,7 @@
 // A lean stand-in middle proxy for the benchmark, in its own process so that its CPU is never
 // counted as the proxy's. Built from the proxy's own middle-proxy codecs with the roles swapped,
 // like test/support/standin-middle-proxy.ts, but it records nothing: it answers RPC_NONCE and
-// RPC_HANDSHAKE (MTPROTO-PROXY.md §6.4-§6.6), echoes the packet of every RPC_PROXY_REQ back in an
+// RPC_HANDSHAKE (docs/protocol.md §6.4-§6.6), echoes the packet of every RPC_PROXY_REQ back in an
 // RPC_PROXY_ANS (§6.8, §6.9), answers pings, and stops reading while the proxy is slow to read.
 //
 // Started with an IPC channel: sends {type:'listening', port, secretHex}.

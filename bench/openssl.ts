@@ -13,7 +13,7 @@ export interface CipherSpeed {
 export interface CryptoFloor {
   readonly speeds: readonly CipherSpeed[];
   /**
-   * Direct mode in fast mode (MTPROTO-PROXY.md §5.3): client -> DC bytes are decrypted and
+   * Direct mode in fast mode (docs/protocol.md §5.3): client -> DC bytes are decrypted and
    * encrypted again with AES-256-CTR, DC -> client bytes pass untouched. Per GB relayed, both
    * directions counted: 2 CTR passes over half the bytes = 1 / CTR speed.
    */

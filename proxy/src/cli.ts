@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `mtproxy`: the proxy's command line. The same file runs as the primary and as every worker.
 import cluster from 'node:cluster';
-import { startProxy } from './process/start.js';
-import { runWorker } from './process/worker.js';
+import { startProxy } from './app/start-primary.js';
+import { runProxyWorker } from './app/start-worker.js';
 
 if (cluster.isPrimary) {
   startProxy(process.env, process.argv.slice(2)).then(
@@ -15,5 +15,5 @@ if (cluster.isPrimary) {
     },
   );
 } else {
-  runWorker();
+  runProxyWorker();
 }

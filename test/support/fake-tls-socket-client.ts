@@ -1,5 +1,5 @@
 // A Telegram app with an `ee` link, for tests: opens a connection to 127.0.0.1, sends a fake-TLS
-// ClientHello (MTPROTO-PROXY.md §4.3), checks the proxy's answer the way tdlib does (§4.7), then
+// ClientHello (docs/protocol.md §4.3), checks the proxy's answer the way tdlib does (§4.7), then
 // speaks obfuscated2 inside application-data records (§4.8): ChangeCipherSpec once, then records
 // of at most 2878 bytes, as tdlib writes them.
 import { type Cipheriv, randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 // Our proxy as the masking suites run it: a stand-in DC 2 behind it and a mask site for every
-// handshake that fails (MTPROTO-PROXY.md §4.6), all three on 127.0.0.1.
+// handshake that fails (docs/protocol.md §4.6), all three on 127.0.0.1.
 import { type MaskServer, startMaskServer } from './mask-server.js';
 import { type ProxyProcess, startProxy } from './proxy-process.js';
 import { type StandinDc, startStandinDc } from './standin-dc.js';

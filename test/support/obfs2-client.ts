@@ -1,6 +1,6 @@
 // A minimal obfuscated2 client for tests: opens a connection to 127.0.0.1, sends the 64-byte
 // header, then writes and reads packets in one transport. With a secret it is a Telegram app
-// talking to our proxy (MTPROTO-PROXY.md §2); without one it is the proxy talking to a DC (§5),
+// talking to our proxy (docs/protocol.md §2); without one it is the proxy talking to a DC (§5),
 // which is how tests reach the stand-in DC directly.
 import { type Cipheriv, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';

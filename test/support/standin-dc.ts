@@ -1,5 +1,5 @@
 // A stand-in Telegram DC on 127.0.0.1 for integration tests and the benchmark. It speaks the DC
-// side of obfuscated2 without a secret (MTPROTO-PROXY.md §2.2 last paragraph, §5), splits packets
+// side of obfuscated2 without a secret (docs/protocol.md §2.2 last paragraph, §5), splits packets
 // in the transport named by the client's tag, and then:
 //   - answers an unencrypted req_pq / req_pq_multi with a well-formed resPQ that gramjs accepts
 //     (so a real client goes on to req_DH_params, which is recorded);

@@ -2,7 +2,7 @@
 // address in this worker process. IPv6 clients are counted per /64, the block one subscriber gets,
 // since any single address of it costs an attacker nothing.
 import { isIP } from 'node:net';
-import { normalizeAddress } from '../masking/mask-relay.js';
+import { normalizeAddress } from '../protocol/addresses.js';
 
 /** The key an address is counted under: IPv4 as is, IPv6 by its first 64 bits. */
 export function limitKey(address: string): string {

@@ -1,29 +1,27 @@
 // Environment + flags -> one validated, typed Config. Nothing else in the proxy reads process.env.
+
 import { isIP } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from '../middle/codec/builtin-config.js';
+import type { HostPort } from '../direct/dc-table.js';
+import type { LogLevel } from '../log/logger.js';
+import type { MaskSettings } from '../masking/mask-relay.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { parseStateSettings, type StateSettings } from '../state/state-settings.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
+import { parseChoice, parseInteger } from './parse-values.js';
 import { type RawSettings, SETTINGS } from './settings.js';
+import { parseStateSettings, type StateSettings } from './state-settings.js';
+import { PROXY_CONFIG_URL, PROXY_CONFIG_V6_URL, PROXY_SECRET_URL } from './telegram-urls.js';
 
-export const MAX_SECRETS = 16;
+const MAX_SECRETS = 16;
 
 export interface ProxySecret {
   /** Stable, non-secret name used in logs and metrics: secret1, secret2, ... */
   readonly name: string;
   readonly bytes: Buffer;
 }
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 /**
  * What a client may speak: `classic` = abridged or intermediate obfuscated2, `secure` = padded
@@ -33,16 +31,6 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type ClientMode = 'classic' | 'secure' | 'tls';
 export type UnknownSniAction = 'mask' | 'drop' | 'accept';
 export type ProxyProtocolSetting = 'off' | 'v1' | 'v2' | 'auto';
-
-/** Where connections that fail the handshake are relayed, and the caps of such a relay. */
-export interface MaskSettings {
-  readonly host: string;
-  readonly port: number;
-  readonly maxBytes: number;
-  readonly timeoutMs: number;
-  /** Masked relays open at once per worker. */
-  readonly maxRelays: number;
-}
 
 export interface Config {
   /** Secrets given by the user; undefined means "load from DATA_DIR or generate". */
@@ -116,10 +104,10 @@ export interface Config {
 }
 
 /** Loopback and the private ranges an in-cluster Prometheus scrapes from (RFC 1918, RFC 6598, ULA). */
-export const DEFAULT_METRICS_ALLOW =
+const DEFAULT_METRICS_ALLOW =
   '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7';
 
-export const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
+const DEFAULT_IP_DETECT_URLS = ['https://api.ipify.org', 'https://ifconfig.me/ip'];
 
 /** Merge the environment and the command line (the command line wins) into NAME -> value. */
 export function readRawSettings(env: NodeJS.ProcessEnv, argv: readonly string[]): RawSettings {
@@ -193,17 +181,6 @@ function parseHex16(variable: string, value: string): Buffer {
     );
   }
   return Buffer.from(value.toLowerCase(), 'hex');
-}
-
-export function parseInteger(variable: string, value: string, min: number, max: number): number {
-  if (!/^-?\d+$/.test(value.trim())) {
-    throw new ConfigError(variable, `"${value}" is not a whole number`, `Use a number from ${min} to ${max}`);
-  }
-  const n = Number(value.trim());
-  if (n < min || n > max) {
-    throw new ConfigError(variable, `${n} is out of range`, `Use a number from ${min} to ${max}`);
-  }
-  return n;
 }
 
 function parseSeconds(variable: string, value: string, min: number, max: number): number {
@@ -313,7 +290,7 @@ function parseLogLevel(variable: string, value: string): LogLevel {
   throw new ConfigError(variable, `"${value}" is not a log level`, 'Use error, warn, info or debug');
 }
 
-export function parseDomains(variable: string, value: string): string[] {
+function parseDomains(variable: string, value: string): string[] {
   const domains = value
     .split(',')
     .map((d) => d.trim().toLowerCase())
@@ -357,16 +334,6 @@ function parseModes(variable: string, value: string | undefined, tls: boolean): 
     throw new ConfigError(variable, 'tls needs a fake-TLS domain', 'Set FAKE_TLS_DOMAIN, or leave tls out');
   }
   return modes;
-}
-
-export function parseChoice<T extends string>(variable: string, value: string, choices: readonly T[]): T {
-  const v = value.trim().toLowerCase();
-  if ((choices as readonly string[]).includes(v)) return v as T;
-  throw new ConfigError(
-    variable,
-    `"${value}" is not one of ${choices.join(', ')}`,
-    `Use ${choices.join(' or ')}`,
-  );
 }
 
 const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;

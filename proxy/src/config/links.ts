@@ -1,11 +1,11 @@
 // What a user pastes into Telegram: the client-side secret parameter and the proxy links
-// (MTPROTO-PROXY.md §1). The server only ever knows the 16-byte key; the `dd`/`ee` prefixes and the
+// (docs/protocol.md §1). The server only ever knows the 16-byte key; the `dd`/`ee` prefixes and the
 // fake-TLS domain are instructions to the client.
 import { ProtocolError } from '../protocol/errors.js';
 
-export const SECRET_KEY_LENGTH = 16;
+const SECRET_KEY_LENGTH = 16;
 /** tdlib never puts more domain characters than this into the SNI (§1.2). */
-export const MAX_DOMAIN_LENGTH = 182;
+const MAX_DOMAIN_LENGTH = 182;
 
 /**
  * The three secret forms a client understands (§1.2): plain obfuscated2 (transport chosen by the

@@ -8,7 +8,7 @@ import { type ProxySecret, parseSecretList } from './config.js';
 import { ConfigError } from './errors.js';
 import { keepPrivate } from './private-file.js';
 
-export const SECRET_FILE = 'secret';
+const SECRET_FILE = 'secret';
 
 export interface StoredSecrets {
   readonly secrets: ProxySecret[];

@@ -1,7 +1,12 @@
-// Where Telegram's data centres are, for direct mode (MTPROTO-PROXY.md §5.1).
+// Where Telegram's data centres are, for direct mode (docs/protocol.md §5.1).
 // Sources: the DC tables of mtprotoproxy, mtg and telemt, which cite the clients' built-in DC
 // options; test DCs from tdlib's built-in test options. All on port 443.
-import type { HostPort } from '../config/config.js';
+
+/** One address of a data centre (or of a DC_ADDRS override). */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
 
 const PRODUCTION_V4: Readonly<Record<number, string>> = {
   1: '149.154.175.50',

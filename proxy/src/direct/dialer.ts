@@ -1,6 +1,6 @@
 // Opening TCP connections to Telegram with a deadline, trying each address in turn.
 import { connect, type Socket } from 'node:net';
-import type { HostPort } from '../config/config.js';
+import type { HostPort } from './dc-table.js';
 
 export class DialError extends Error {
   readonly code = 'ERR_DIAL';

@@ -1,7 +1,7 @@
-// Direct mode (MTPROTO-PROXY.md §5): dial the DC the client asked for and relay both ways.
-import type { HostPort } from '../config/config.js';
+// Direct mode (docs/protocol.md §5): dial the DC the client asked for and relay both ways.
 import { createDcHeader } from '../protocol/obfuscated2.js';
 import type { ClientLink, SessionHooks, Upstream } from '../session/ports.js';
+import type { HostPort } from './dc-table.js';
 import { dial } from './dialer.js';
 import { DirectPump } from './pump.js';
 

@@ -1,4 +1,4 @@
-// Fake TLS, first step (MTPROTO-PROXY.md §4.1-4.6, §4.9): find a ClientHello in the bytes a client
+// Fake TLS, first step (docs/protocol.md §4.1-4.6, §4.9): find a ClientHello in the bytes a client
 // sent, then decide whether it was made with one of our secrets. Pure code: the caller owns the
 // socket, the clock and the replay cache; every refusal is a value, so the caller can mask.
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -10,7 +10,7 @@ const HANDSHAKE_CLIENT_HELLO = 0x01;
 /** A record of the hello carries at most this many bytes (TLS plaintext limit). */
 const MAX_HELLO_RECORD_PAYLOAD = 16384;
 /** The whole handshake message (4-byte header included), however many records carry it. */
-export const MAX_HELLO_HANDSHAKE_LEN = 16384;
+const MAX_HELLO_HANDSHAKE_LEN = 16384;
 /** A hello split into more records than this is refused (mtg allows 10). */
 export const MAX_HELLO_RECORDS = 16;
 /** Detection never asks for more than this many bytes: the caller's buffer bound. */
@@ -133,7 +133,7 @@ const MAC_LEN = 28;
 const SESSION_ID_LEN_POS = RANDOM_POS + RANDOM_LEN;
 const MAX_SESSION_ID_LEN = 32;
 /** Bytes of the client random used as the replay key; see AcceptedHello.replayKey. */
-export const REPLAY_KEY_LEN = 16;
+const REPLAY_KEY_LEN = 16;
 const ZERO_RANDOM = Buffer.alloc(RANDOM_LEN);
 const EXT_SERVER_NAME = 0x0000;
 const SNI_HOST_NAME = 0x00;
@@ -286,7 +286,7 @@ function matchSecret(
   return undefined;
 }
 
-export function isTimestampAllowed(timestamp: number, now: number, window: ClockWindow): boolean {
+function isTimestampAllowed(timestamp: number, now: number, window: ClockWindow): boolean {
   if (timestamp < window.bootTimeBelowSeconds) return true;
   const skew = now - timestamp;
   return skew <= window.maxAgeSeconds && -skew <= window.maxAheadSeconds;

@@ -1,4 +1,4 @@
-// The client's side of fake TLS (MTPROTO-PROXY.md §4.3, §4.7), for stand-in clients in tests and
+// The client's side of fake TLS (docs/protocol.md §4.3, §4.7), for stand-in clients in tests and
 // the benchmark: a ClientHello shaped like a current browser-like tdlib hello and carrying the MAC,
 // and the check tdlib applies to the proxy's answer. Pure code; time and randomness are injected.
 import { createHmac, timingSafeEqual } from 'node:crypto';

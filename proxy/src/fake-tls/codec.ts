@@ -1,4 +1,4 @@
-// Fake TLS (`ee` secrets, MTPROTO-PROXY.md §4), what the server side needs in one import:
+// Fake TLS (`ee` secrets, docs/protocol.md §4), what the server side needs in one import:
 //   detectClientHello   bytes received so far -> need more / not TLS / a complete ClientHello
 //   validateClientHello the hello + secrets, domains, clock -> accepted (secret, keys to echo,
 //                       replay key) or refused with a reason; the caller masks on refusal

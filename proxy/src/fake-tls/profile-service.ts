@@ -5,7 +5,7 @@
 // profile (or the documented fallback) and says so in a warning, /stats and /metrics.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../telemetry/logger.js';
+import type { Logger } from '../log/logger.js';
 import type { FlightSample } from './server-flight.js';
 import {
   DEFAULT_PROBE_OPTIONS,

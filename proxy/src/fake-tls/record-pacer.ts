@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { RandomSource } from '../protocol/obfuscated2.js';
 
 /** A site that pauses longer (long polling, a slow page) must not stall a proxy connection. */
-export const MAX_GAP_MS = 50;
+const MAX_GAP_MS = 50;
 
 export class RecordPacer {
   readonly #socket: Socket;

@@ -12,9 +12,9 @@
 import { frameRecords } from './records.js';
 
 /** TLS 1.3 record overhead: inner content type (1) and AEAD tag (16). */
-export const TLS13_RECORD_OVERHEAD = 17;
+const TLS13_RECORD_OVERHEAD = 17;
 /** The largest record a TLS 1.3 web server writes, as it appears on the wire. */
-export const FULL_RECORD = 16384 + TLS13_RECORD_OVERHEAD;
+const FULL_RECORD = 16384 + TLS13_RECORD_OVERHEAD;
 
 export interface RecordScheduleSettings {
   readonly small: number;

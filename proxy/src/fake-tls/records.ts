@@ -1,4 +1,4 @@
-// The TLS record layer of fake TLS once the handshake is over (MTPROTO-PROXY.md §4.8): the client's
+// The TLS record layer of fake TLS once the handshake is over (docs/protocol.md §4.8): the client's
 // ChangeCipherSpec, then `17 03 03 || BE16 len || data` records in both directions. The records are
 // only framing (nothing is really encrypted or authenticated by TLS), so payload bytes are handed
 // on as soon as they arrive instead of waiting for a whole record.
@@ -11,7 +11,7 @@ export const RECORD_APPLICATION_DATA = 0x17;
 /** The largest record payload we write (TLS plaintext limit). */
 export const MAX_RECORD_PAYLOAD = 16384;
 /** The largest record payload we accept: the TLS 1.3 ciphertext limit, 2^14 + 256. */
-export const MAX_INCOMING_RECORD_PAYLOAD = 16640;
+const MAX_INCOMING_RECORD_PAYLOAD = 16640;
 /** `14 03 03 00 01 01`: the one ChangeCipherSpec record both sides send. */
 export const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
 

@@ -1,4 +1,4 @@
-// Fake TLS, second step (MTPROTO-PROXY.md §4.7): the proxy's answer to an accepted ClientHello,
+// Fake TLS, second step (docs/protocol.md §4.7): the proxy's answer to an accepted ClientHello,
 // three records in one write: ServerHello, ChangeCipherSpec, one application-data record of noise
 // standing in for the encrypted certificate flight. Its random is a MAC the client checks.
 import { createHmac, generateKeyPairSync } from 'node:crypto';
@@ -26,8 +26,8 @@ const EXTENSIONS_LEN = KEY_SHARE_PREFIX.length + X25519_KEY_LEN + SUPPORTED_VERS
 const EMPTY_KEY = Buffer.alloc(0);
 
 /** Default fake certificate flight size: 2500..4699 bytes, the range mtg uses when it cannot measure. */
-export const DEFAULT_PAYLOAD_MIN = 2500;
-export const DEFAULT_PAYLOAD_SPAN = 2200;
+const DEFAULT_PAYLOAD_MIN = 2500;
+const DEFAULT_PAYLOAD_SPAN = 2200;
 
 export interface HelloExtension {
   readonly type: number;
@@ -61,7 +61,7 @@ export interface ServerHelloParams {
  * about 20 µs (one key pair; measured on Node 24), less than the two HMACs of the handshake, so
  * there is no pool.
  */
-export function x25519KeyShare(): Buffer {
+function x25519KeyShare(): Buffer {
   const jwk = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' });
   return Buffer.from(jwk.x!, 'base64url');
 }

@@ -172,7 +172,7 @@ export function measureResponse(
 }
 
 /** Record sizes and read-to-read gaps (of reads that completed at least one record). */
-export function responseShape(arrivals: readonly { at: number; data: Buffer }[]): ResponseSample {
+function responseShape(arrivals: readonly { at: number; data: Buffer }[]): ResponseSample {
   const records: number[] = [];
   const gaps: number[] = [];
   let pending: Buffer = Buffer.alloc(0);

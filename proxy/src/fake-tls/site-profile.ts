@@ -12,7 +12,7 @@ import type { RandomSource } from '../protocol/obfuscated2.js';
 import { MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN } from './records.js';
 import type { FlightSample } from './server-flight.js';
 import type { HelloExtension } from './server-hello.js';
-import { DEFAULT_PAYLOAD_MIN, DEFAULT_PAYLOAD_SPAN, randomPayloadLength } from './server-hello.js';
+import { randomPayloadLength } from './server-hello.js';
 
 /** Which of the apps' two hello shapes a sample answered (client.ts 'classic'/'modern'). */
 export type HelloKind = 'classic' | 'modern';
@@ -189,12 +189,6 @@ export function answerLayout(
     payloadLength,
   };
 }
-
-/** The range the fallback draws from, for the README and the tests. */
-export const FALLBACK_PAYLOAD = {
-  min: DEFAULT_PAYLOAD_MIN,
-  max: DEFAULT_PAYLOAD_MIN + DEFAULT_PAYLOAD_SPAN - 1,
-};
 
 /**
  * Which of the two app hello shapes a hello is: 'modern' offers an X25519MLKEM768 key share.

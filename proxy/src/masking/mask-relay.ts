@@ -1,4 +1,4 @@
-// Masking (MTPROTO-PROXY.md §4.10, §2.6): a connection that fails the handshake is relayed byte for
+// Masking (docs/protocol.md §4.10, §2.6): a connection that fails the handshake is relayed byte for
 // byte to a real web server (the mask host), the bytes already read first, so a prober sees that
 // site and not a proxy. The relay is capped in bytes and time, and never points at this proxy
 // itself: a mask target that resolves to one of our addresses and ports would make every failed
@@ -6,6 +6,7 @@
 import { lookup } from 'node:dns/promises';
 import { connect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { normalizeAddress } from '../protocol/addresses.js';
 import type { MaskFailure } from '../session/events.js';
 
 export interface MaskTarget {
@@ -13,17 +14,18 @@ export interface MaskTarget {
   readonly port: number;
 }
 
+/** MASK_*: where connections that fail the handshake are relayed, and the caps of such a relay. */
+export interface MaskSettings extends MaskTarget {
+  readonly maxBytes: number;
+  readonly timeoutMs: number;
+  /** Masked relays open at once per worker. */
+  readonly maxRelays: number;
+}
+
 /** Where this proxy can be reached: every address that reaches us, on any of our ports. */
 export interface SelfEndpoints {
   readonly addresses: ReadonlySet<string>;
   readonly ports: ReadonlySet<number>;
-}
-
-/** IPv4-mapped IPv6 (::ffff:1.2.3.4) as plain IPv4; other addresses lower-cased. */
-export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase();
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  return mapped ? mapped[1]! : lower;
 }
 
 function isLoopbackOrUnspecified(address: string): boolean {

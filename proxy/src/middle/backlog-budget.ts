@@ -15,7 +15,7 @@ export interface BacklogHolder {
 }
 
 /** Backlogs below this are not watched (a reading client sits far below it). */
-export const HEAVY_BYTES = 64 * 1024;
+const HEAVY_BYTES = 64 * 1024;
 /** How often the watched backlogs are added up, besides when a new client turns heavy. */
 const CHECK_INTERVAL_MS = 200;
 

@@ -79,7 +79,7 @@ export interface MiddleUpstreamOptions {
   readonly signal?: AbortSignal;
 }
 
-export const DEFAULT_MAX_BACKLOG = 1 << 20;
+const DEFAULT_MAX_BACKLOG = 1 << 20;
 
 const PAUSED_BY_MIDDLE = 1;
 const PAUSED_BY_CLIENT = 2;

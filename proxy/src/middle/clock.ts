@@ -1,4 +1,4 @@
-// The clock check of middle mode (MTPROTO-PROXY.md §6.11): Telegram's middle proxies refuse an
+// The clock check of middle mode (docs/protocol.md §6.11): Telegram's middle proxies refuse an
 // RPC nonce whose timestamp is more than 30 s from their clock, so a proxy with a skewed clock
 // loses every middle-proxy connection with nothing in its own logs saying why. Each HTTP fetch of
 // Telegram's config carries a Date header from Telegram's clock; we compare ours with it.

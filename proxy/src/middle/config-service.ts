@@ -2,17 +2,20 @@
 // workers, refreshed in the background, with every result counted and logged. Workers get each new
 // snapshot over IPC and switch new clients to it; open connections are not touched.
 import type { Config } from '../config/config.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { ProxyConfigInfo } from '../telemetry/official-stats.js';
+import type { Logger } from '../log/logger.js';
 import { type ClockCheck, checkClock, MIDDLE_PROXY_CLOCK_LIMIT_SECONDS } from './clock.js';
+import { configToWire, type WireProxyConfig } from './config-messages.js';
 import { middleTargets } from './families.js';
-import {
-  configToWire,
-  type LoadResult,
-  type TelegramConfigSnapshot,
-  TelegramConfigSource,
-  type WireProxyConfig,
-} from './telegram-config.js';
+import { type LoadResult, type TelegramConfigSnapshot, TelegramConfigSource } from './telegram-source.js';
+
+/** The loaded config as the official /stats reports it (config_filename, config_loaded_at, ...). */
+export interface ProxyConfigInfo {
+  readonly source: string;
+  readonly loadedAt: number;
+  readonly size: number;
+  readonly md5: string;
+  readonly clusters: number;
+}
 
 export class MiddleConfig {
   readonly #source: TelegramConfigSource;

@@ -11,6 +11,7 @@
 // middle-ends, which count connections per proxy.
 import { randomBytes } from 'node:crypto';
 import type { RandomSource } from '../protocol/obfuscated2.js';
+import { REAL_SCHEDULER, type Scheduler } from '../timers/scheduler.js';
 import { type HostPort, type MiddleProxyConfig, targetsForDc } from './codec/proxy-config.js';
 import type { ConnId, ProxyReqHeader } from './codec/rpc-proxy-req.js';
 import {
@@ -21,7 +22,6 @@ import {
   MiddleProxyConnection,
 } from './connection.js';
 import { type MiddleObserver, NULL_MIDDLE_OBSERVER } from './events.js';
-import { REAL_SCHEDULER, type Scheduler } from './telegram-config.js';
 
 /** For logs: connections made, refused and lost. */
 export interface MiddlePoolEvents {
@@ -105,7 +105,7 @@ interface Waiter {
   timer: unknown;
 }
 
-export function targetKey(t: HostPort): string {
+function targetKey(t: HostPort): string {
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 

@@ -9,8 +9,8 @@ import type { DateObservation } from './clock.js';
 import { type MiddleProxyConfig, ProxyConfigError, parseProxyConfig } from './codec/proxy-config.js';
 
 /** Official MIN_PWD_LEN / MAX_PWD_LEN (net/net-crypto-aes.h). */
-export const PROXY_SECRET_MIN = 32;
-export const PROXY_SECRET_MAX = 256;
+const PROXY_SECRET_MIN = 32;
+const PROXY_SECRET_MAX = 256;
 
 export interface ReadLimits {
   readonly timeoutMs: number;
@@ -38,7 +38,7 @@ export class TelegramFileError extends Error {
   }
 }
 
-export function isUrl(source: string): boolean {
+function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
 }
 

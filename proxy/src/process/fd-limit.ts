@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 
 /** Descriptors kept for everything that is not a client: listeners, IPC, logs, DNS, middle-ends. */
-export const RESERVED_DESCRIPTORS = 64;
-export const DESCRIPTORS_PER_CONNECTION = 2;
+const RESERVED_DESCRIPTORS = 64;
+const DESCRIPTORS_PER_CONNECTION = 2;
 
 /** The soft RLIMIT_NOFILE of this process from /proc/self/limits; undefined if unknown/unlimited. */
 export function softDescriptorLimit(limitsText?: string): number | undefined {

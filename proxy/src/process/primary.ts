@@ -1,26 +1,11 @@
-// The primary process: settles the configuration once (secrets, addresses), prints the banner,
-// forks the workers, restarts a worker that dies, and drains everything on SIGTERM.
+// The primary process: forks the workers with their settings, restarts a worker that dies, and
+// drains everything on shutdown. What the workers and the primary say to each other beyond that
+// belongs to the features, which register their messages on the PrimaryIpc.
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from '../config/config.js';
-import type { SiteProfile } from '../fake-tls/site-profile.js';
-import type { WireProxyConfig } from '../middle/telegram-config.js';
-import type { ReplayFigures, ReplayService } from '../replay/replay-cache.js';
-import type { UserRefusal } from '../session/events.js';
-import type { StoreReplay } from '../state/store-replay.js';
-import { addSnapshot, retire, sumSnapshots } from '../telemetry/aggregate.js';
-import { type CounterSnapshot, emptySnapshot } from '../telemetry/counters.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { WireUser } from '../users/shared-users.js';
-import type { PrimaryMessage, WorkerMessage, WorkerSettings } from './ipc.js';
+import type { Logger } from '../log/logger.js';
+import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
+import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
 import { workerExecArgv } from './worker-heap.js';
-
-/** What the primary needs from the users service (users/users-service.ts). */
-export interface PrimaryUsers {
-  admit(user: string, ip: string): UserRefusal | undefined | Promise<UserRefusal | undefined>;
-  release(user: string, ip: string): void;
-  countBytes(workerId: number, perUser: CounterSnapshot['perUser']): void;
-  workerGone(workerId: number): void;
-}
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
@@ -28,139 +13,148 @@ const RESTART_MAX_MS = 30_000;
 const HEALTHY_AFTER_MS = 60_000;
 const KILL_GRACE_MS = 2_000;
 
-export interface PrimaryHandle {
+/** One worker, as the features in the primary see it. */
+export interface WorkerLink {
+  readonly id: number;
+  /** False once the worker has exited: nothing it was granted will be given back by it. */
+  readonly alive: boolean;
+  send<T extends Message>(kind: MessageKind<T>, message: T): void;
+}
+
+/** The primary's end of the channel: features register what they answer and what they send. */
+export class PrimaryIpc {
+  readonly #router = new MessageRouter<WorkerLink>();
+  readonly #live = new Set<WorkerLink>();
+  readonly #exitHandlers: ((worker: WorkerLink) => void)[] = [];
+
+  /** Logs dropped messages from now on, at most once a minute. */
+  reportDrops(log: Logger): void {
+    this.#router.reportDrops(log, 'a worker');
+  }
+
+  /** Handles messages of `kind` from any worker. */
+  on<T extends Message>(
+    kind: MessageKind<T>,
+    handler: (message: T, worker: WorkerLink) => void | Promise<void>,
+  ): void {
+    this.#router.on(kind, handler);
+  }
+
+  /** Runs when a worker has exited, before it is restarted. */
+  onWorkerExit(handler: (worker: WorkerLink) => void): void {
+    this.#exitHandlers.push(handler);
+  }
+
+  /** Sends to every worker that is up. */
+  broadcast<T extends Message>(kind: MessageKind<T>, message: T): void {
+    for (const worker of this.#live) worker.send(kind, message);
+  }
+
+  /** Messages dropped since start: unknown type, wrong shape, or a handler that failed. */
+  get dropped(): Readonly<Record<Dropped, number>> {
+    return this.#router.dropped;
+  }
+
+  /** The process core's part: a worker joined, sent something, or exited. */
+  attach(worker: WorkerLink): void {
+    this.#live.add(worker);
+  }
+
+  deliver(raw: unknown, worker: WorkerLink): void {
+    this.#router.dispatch(raw, worker);
+  }
+
+  detach(worker: WorkerLink): void {
+    this.#live.delete(worker);
+    for (const handler of this.#exitHandlers) handler(worker);
+  }
+}
+
+class ClusterWorkerLink implements WorkerLink {
+  alive = true;
+  readonly worker: Worker;
+  constructor(worker: Worker) {
+    this.worker = worker;
+  }
+  get id(): number {
+    return this.worker.id;
+  }
+  send<T extends Message>(_kind: MessageKind<T>, message: T): void {
+    if (this.worker.isConnected()) this.worker.send(message);
+  }
+}
+
+export interface PrimaryOptions<S> {
+  readonly workers: number;
+  /** What each worker is started with; see PrimaryHandle.updateSettings. */
+  readonly settings: S;
+  readonly drainTimeoutMs: number;
+  /** The error to start-up with when a worker cannot listen (errno code and message). */
+  readonly listenError: (code: string, message: string) => Error;
+  readonly log: Logger;
+}
+
+export interface PrimaryHandle<S> {
   /** Resolves when every worker is listening. */
   readonly ready: Promise<void>;
   /** Resolves when the primary has shut down (after a drain). */
   readonly stopped: Promise<void>;
-  readonly workers: () => readonly Worker[];
   readonly shutdown: (signal: string) => Promise<void>;
-  /** Every worker's counters added up, including workers that have exited since. */
-  readonly totals: () => CounterSnapshot;
   readonly workerRestarts: () => number;
   /** Workers that are up and listening now. */
   readonly listeningWorkers: () => number;
-  /** Middle mode: distinct targets that at least one worker holds a ready connection to. */
-  readonly readyTargets: () => number;
-  /** Sends a new Telegram proxy secret and config to every worker (and to workers started later). */
-  readonly broadcastMiddle: (secretHex: string, config: WireProxyConfig) => void;
-  /** Sends a new user table to every worker (and to workers started later), closing `revoke`. */
-  readonly broadcastUsers: (users: readonly WireUser[], revoke: readonly string[]) => void;
-  /** The replay cache's size, capacity, oldest entry and refusals. */
-  readonly replayFigures: () => ReplayFigures;
-  /** Sends new fake-TLS site profiles to every worker (and to workers started later). */
-  readonly broadcastTlsProfiles: (profiles: readonly SiteProfile[]) => void;
+  /** Changes the settings workers started from now on get (a feature broadcasts the change). */
+  readonly updateSettings: (change: (settings: S) => S) => void;
 }
 
-export function runPrimary(
-  config: Config,
-  initialSettings: WorkerSettings,
-  users: PrimaryUsers,
-  replay: ReplayService,
-  log: Logger,
-  shared?: StoreReplay,
-): PrimaryHandle {
-  let settings = initialSettings;
-  /** Admissions each worker holds, so that a worker's death gives its users' places back. */
-  const admitted = new Map<Worker, Map<string, number>>();
-  const admissionKey = (user: string, ip: string): string => `${user}\u0000${ip}`;
+export function runPrimary<S>(options: PrimaryOptions<S>, ipc: PrimaryIpc): PrimaryHandle<S> {
+  const { log } = options;
+  let settings = options.settings;
   let shuttingDown = false;
   let restartDelay = RESTART_MIN_MS;
+  const links = new Map<Worker, ClusterWorkerLink>();
   const startedAt = new Map<Worker, number>();
-  const live = new Set<Worker>();
-  const listening = new Set<Worker>();
-  const latest = new Map<Worker, CounterSnapshot>();
-  const retired = emptySnapshot();
+  const listening = new Set<WorkerLink>();
+  const starting = new Map<WorkerLink, { resolve: () => void; reject: (err: Error) => void }>();
   let restarts = 0;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((r) => {
     resolveStopped = r;
   });
 
-  const send = (worker: Worker, message: PrimaryMessage): void => {
-    if (worker.isConnected()) worker.send(message);
-  };
+  ipc.on(LISTENING, (_, worker) => {
+    listening.add(worker);
+    starting.get(worker)?.resolve();
+    starting.delete(worker);
+  });
+  ipc.on(LISTEN_FAILED, (msg, worker) => {
+    starting.get(worker)?.reject(options.listenError(msg.code, msg.message));
+    starting.delete(worker);
+  });
+  ipc.onWorkerExit((worker) => listening.delete(worker));
 
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const fork = (): Promise<void> => {
     const worker = cluster.fork();
-    live.add(worker);
+    const link = new ClusterWorkerLink(worker);
+    links.set(worker, link);
     startedAt.set(worker, Date.now());
+    ipc.attach(link);
     return new Promise((resolve, reject) => {
-      worker.on('message', (msg: WorkerMessage) => {
-        switch (msg.type) {
-          case 'replay-check': {
-            const fps = msg.fingerprints;
-            const local = msg.ids.map((_, i) => replay.check(fps[2 * i]! >>> 0, fps[2 * i + 1]! >>> 0));
-            if (shared === undefined) {
-              send(worker, { type: 'replay-answer', ids: msg.ids, verdicts: local });
-              return;
-            }
-            // What this pod's cache let through is claimed in the store: one pipelined round trip.
-            void Promise.all(
-              local.map((v, i) => (v === 'fresh' ? shared.claim(fps[2 * i]!, fps[2 * i + 1]!) : v)),
-            ).then((verdicts) => send(worker, { type: 'replay-answer', ids: msg.ids, verdicts }));
-            return;
-          }
-          case 'counters':
-            latest.set(worker, msg.counters);
-            users.countBytes(worker.id, msg.counters.perUser);
-            return;
-          case 'admit': {
-            const answer = (refusal: UserRefusal | undefined): void => {
-              if (refusal === undefined) {
-                if (!live.has(worker)) {
-                  // The worker died while the store was asked: nobody will release this one.
-                  users.release(msg.user, msg.ip);
-                  return;
-                }
-                const held = admitted.get(worker) ?? new Map<string, number>();
-                admitted.set(worker, held);
-                const key = admissionKey(msg.user, msg.ip);
-                held.set(key, (held.get(key) ?? 0) + 1);
-              }
-              send(worker, { type: 'admit-answer', id: msg.id, refusal });
-            };
-            const refusal = users.admit(msg.user, msg.ip);
-            if (refusal instanceof Promise) void refusal.then(answer);
-            else answer(refusal);
-            return;
-          }
-          case 'release': {
-            const held = admitted.get(worker);
-            const key = admissionKey(msg.user, msg.ip);
-            const n = held?.get(key) ?? 0;
-            if (n === 0) return;
-            if (n === 1) held!.delete(key);
-            else held!.set(key, n - 1);
-            users.release(msg.user, msg.ip);
-            return;
-          }
-          case 'listening':
-            listening.add(worker);
-            resolve();
-            return;
-          case 'listen-failed':
-            reject(listenError(config, msg.code, msg.message));
-            return;
-        }
-      });
-      worker.once('online', () => send(worker, { type: 'start', settings }));
+      starting.set(link, { resolve, reject });
+      worker.on('message', (msg: unknown) => ipc.deliver(msg, link));
+      worker.once('online', () => link.send(START, { type: 'start', settings }));
     });
   };
 
   cluster.on('exit', (worker, code, signal) => {
-    live.delete(worker);
-    for (const [key, n] of admitted.get(worker) ?? []) {
-      const [user, ip] = key.split('\u0000') as [string, string];
-      for (let i = 0; i < n; i++) users.release(user, ip);
+    const link = links.get(worker);
+    links.delete(worker);
+    if (link !== undefined) {
+      link.alive = false;
+      starting.delete(link);
+      ipc.detach(link);
     }
-    admitted.delete(worker);
-    users.workerGone(worker.id);
-    listening.delete(worker);
-    const last = latest.get(worker);
-    if (last) addSnapshot(retired, retire(last));
-    latest.delete(worker);
     const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
     startedAt.delete(worker);
     if (shuttingDown) return;
@@ -176,66 +170,28 @@ export function runPrimary(
     }, restartDelay).unref();
   });
 
-  const ready = Promise.all(Array.from({ length: config.workers }, fork)).then(() => {
-    log.info('proxy listening', {
-      port: config.port,
-      bind: config.bind ?? 'all addresses',
-      workers: config.workers,
-    });
-  });
+  const ready = Promise.all(Array.from({ length: options.workers }, fork)).then(() => {});
 
   const shutdown = async (signal: string): Promise<void> => {
     if (shuttingDown) return stopped;
     shuttingDown = true;
-    log.info('drain started', { signal, timeoutSeconds: config.drainTimeoutMs / 1000 });
-    for (const worker of live) send(worker, { type: 'drain', timeoutMs: config.drainTimeoutMs });
-    const deadline = Date.now() + config.drainTimeoutMs + KILL_GRACE_MS;
-    while (live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const worker of live) worker.process.kill('SIGKILL');
-    log.info('drain finished', { killed: live.size });
+    log.info('drain started', { signal, timeoutSeconds: options.drainTimeoutMs / 1000 });
+    ipc.broadcast(DRAIN, { type: 'drain', timeoutMs: options.drainTimeoutMs });
+    const deadline = Date.now() + options.drainTimeoutMs + KILL_GRACE_MS;
+    while (links.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const worker of links.keys()) worker.process.kill('SIGKILL');
+    log.info('drain finished', { killed: links.size });
     resolveStopped();
   };
 
   return {
     ready,
     stopped,
-    workers: () => [...live],
     shutdown,
-    totals: () => sumSnapshots([retired, ...latest.values()]),
     workerRestarts: () => restarts,
     listeningWorkers: () => listening.size,
-    readyTargets: () => new Set([...latest.values()].flatMap((s) => s.readyTargetKeys)).size,
-    broadcastMiddle: (secretHex, wireConfig) => {
-      if (settings.middle === undefined) return;
-      settings = { ...settings, middle: { ...settings.middle, secretHex, config: wireConfig } };
-      for (const worker of live) send(worker, { type: 'middle-config', secretHex, config: wireConfig });
+    updateSettings: (change) => {
+      settings = change(settings);
     },
-    broadcastTlsProfiles: (profiles) => {
-      settings = { ...settings, tlsProfiles: profiles };
-      for (const worker of live) send(worker, { type: 'tls-profiles', profiles });
-    },
-    broadcastUsers: (wire, revoke) => {
-      settings = { ...settings, users: wire };
-      for (const worker of live) send(worker, { type: 'users', users: wire, revoke });
-    },
-    replayFigures: () => replay.figures(),
   };
-}
-
-function listenError(config: Config, code: string, message: string): Error {
-  if (code === 'EACCES' && config.port < 1024) {
-    return new Error(
-      `PORT: cannot listen on port ${config.port} (${message}). Ports below 1024 need root or the ` +
-        'CAP_NET_BIND_SERVICE capability; use a port such as 8443 and forward 443 to it, or grant the capability',
-    );
-  }
-  if (code === 'EADDRINUSE') {
-    return new Error(
-      `PORT: port ${config.port} is already in use by another program (${message}). Choose another PORT`,
-    );
-  }
-  if (code === 'EADDRNOTAVAIL') {
-    return new Error(`BIND: ${config.bind} is not an address of this machine (${message})`);
-  }
-  return new Error(`cannot listen on port ${config.port}: ${message}`);
 }

@@ -1,5 +1,5 @@
 // Obfuscated2: the 64-byte header every client opens with, and the one we send to a DC.
-// Pure code: bytes in, keys and ciphers out. Layout and key schedule: MTPROTO-PROXY.md §2 and §5.
+// Pure code: bytes in, keys and ciphers out. Layout and key schedule: docs/protocol.md §2 and §5.
 import { type Cipheriv, createCipheriv, createHash, hash } from 'node:crypto';
 import { ecb } from '@noble/ciphers/aes.js';
 import { ProtocolError } from './errors.js';

@@ -31,8 +31,8 @@ export type ProxyHeaderResult =
     };
 
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
-/** The longest v1 line, CRLF included (spec §2.1). */
-export const V1_MAX_LENGTH = 107;
+/** The longest v1 line, CRLF included (haproxy doc/proxy-protocol.txt, section 2.1). */
+const V1_MAX_LENGTH = 107;
 const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const V2_HEADER_LEN = 16;
 /**

@@ -1,4 +1,4 @@
-// The three MTProto transports a client may run inside obfuscated2 (MTPROTO-PROXY.md §3): an
+// The three MTProto transports a client may run inside obfuscated2 (docs/protocol.md §3): an
 // incremental reader that splits a decrypted client stream into packets, and the writers for
 // packets and quick acks going back. Pure code: bytes in, bytes out.
 import { randomBytes } from 'node:crypto';
@@ -6,7 +6,7 @@ import { ProtocolError } from './errors.js';
 import type { RandomSource, Transport } from './obfuscated2.js';
 
 /** Largest packet a client may send (official `MAX_POST_SIZE`, §3.5). */
-export const MAX_PACKET_SIZE = 1_044_480;
+const MAX_PACKET_SIZE = 1_044_480;
 
 export interface Packet {
   /** The MTProto packet. A subarray of the pushed chunk when the whole frame arrived in one. */

@@ -1,12 +1,12 @@
 // Remembers recent authenticated handshakes so that a recorded one replayed by a prober is refused
-// (MTPROTO-PROXY.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
+// (docs/protocol.md §2.6, §4.9). One cache lives in the primary and serves every worker, so a
 // replay that lands on another worker, or after a restart (replay/replay-file.ts), is still caught.
 // Only handshakes that a secret opened are checked and remembered: a client without a secret can
 // neither fill the cache nor push anything out of it. The structure and its capacity are described
 // in replay/replay-window.ts.
 
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import { ReplayFile } from './replay-file.js';
 import { type ReplayVerdict, ReplayWindow } from './replay-window.js';
 

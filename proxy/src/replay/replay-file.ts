@@ -7,8 +7,8 @@
 // a minute; the cache in memory keeps working, and pending records are bounded.
 import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 import type { ReplayWindow } from './replay-window.js';
 
 export const REPLAY_FILE = 'replay-cache.bin';
@@ -17,7 +17,7 @@ const RECORD = 12;
 const FLUSH_MS = 1_000;
 const LOG_EVERY_MS = 60_000;
 /** Records waiting for the disk at most; beyond, new ones are kept in memory only (and counted). */
-export const MAX_PENDING = 262_144;
+const MAX_PENDING = 262_144;
 /** Compact when the file holds this many more records than the cache. */
 const COMPACT_SLACK = 131_072;
 

@@ -4,23 +4,12 @@
 // No answer in time is a replay: fail closed (the client is masked like any replay), counted and
 // logged once a minute.
 
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
+import type { WorkerIpc } from '../process/worker.js';
 import type { ReplayGuard, ReplayOutcome } from './replay-cache.js';
-import { fingerprint, type ReplayVerdict } from './replay-window.js';
-
-export interface ReplayRequest {
-  readonly type: 'replay-check';
-  readonly ids: readonly number[];
-  /** Two 32-bit words per check (replay/replay-window.ts fingerprint()). */
-  readonly fingerprints: readonly number[];
-}
-
-export interface ReplayAnswer {
-  readonly type: 'replay-answer';
-  readonly ids: readonly number[];
-  readonly verdicts: readonly ReplayVerdict[];
-}
+import { REPLAY_ANSWER, REPLAY_CHECK, type ReplayAnswer, type ReplayRequest } from './replay-messages.js';
+import { fingerprint } from './replay-window.js';
 
 export const ANSWER_TIMEOUT_MS = 2000;
 const LOG_EVERY_MS = 60_000;
@@ -100,4 +89,11 @@ export class SharedReplayGuard implements ReplayGuard {
     this.#unanswered += late;
     this.#report(this.#unanswered);
   }
+}
+
+/** A worker's replay guard: checks go to the primary's cache, answers come back over `ipc`. */
+export function replayGuardOverIpc(ipc: WorkerIpc, log: Logger): SharedReplayGuard {
+  const guard = new SharedReplayGuard((msg) => ipc.send(REPLAY_CHECK, msg), log);
+  ipc.on(REPLAY_ANSWER, (msg) => guard.answer(msg));
+  return guard;
 }

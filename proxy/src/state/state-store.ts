@@ -11,9 +11,9 @@
 import { readFile } from 'node:fs/promises';
 import { createClient, type RedisClientType } from '@redis/client';
 import { ConfigError } from '../config/errors.js';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
-import type { StateSettings } from './state-settings.js';
+import type { StateSettings } from '../config/state-settings.js';
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
 
 const MAX_IN_FLIGHT = 20_000;
 const BACKOFF_MIN_MS = 100;

@@ -6,8 +6,6 @@ import { BlockList, isIP } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { MemoryFigures } from './official-stats.js';
 
-export const DEFAULT_STATS_ALLOW = ['127.0.0.0/8', '::1/128'];
-
 export function allowList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const cidr of cidrs) {
@@ -19,7 +17,7 @@ export function allowList(cidrs: readonly string[]): BlockList {
   return list;
 }
 
-export function isAllowed(list: BlockList, remote: string | undefined): boolean {
+function isAllowed(list: BlockList, remote: string | undefined): boolean {
   if (remote === undefined) return false;
   // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
   const v4 = remote.startsWith('::ffff:') ? remote.slice(7) : remote;

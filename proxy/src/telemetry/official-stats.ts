@@ -1,7 +1,8 @@
-// The official proxy's /stats text (MTPROTO-PROXY.md §7, ANCHORS.md "official /stats format"):
+// The official proxy's /stats text (docs/protocol.md §7):
 // the same keys in the same order, the same section markers and multi-value lines, so existing
 // exporters and scripts keep working. Keys that mean nothing for a Node.js process keep their
 // place with an honest 0. Pure: a model in, text out.
+import type { ProxyConfigInfo } from '../middle/config-service.js';
 import type { CounterSnapshot } from './counters.js';
 
 export interface MemoryFigures {
@@ -12,14 +13,6 @@ export interface MemoryFigures {
   readonly memcached: number;
   readonly swapUsed: number;
   readonly swapTotal: number;
-}
-
-export interface ProxyConfigInfo {
-  readonly source: string;
-  readonly loadedAt: number;
-  readonly size: number;
-  readonly md5: string;
-  readonly clusters: number;
 }
 
 /** One user's line in the `users` section (our addition, in the official section style). */

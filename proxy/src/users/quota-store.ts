@@ -4,7 +4,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keepPrivate } from '../config/private-file.js';
 
-export const USAGE_FILE = 'usage.json';
+const USAGE_FILE = 'usage.json';
 
 export interface SavedUsage {
   usage: Map<string, number>;

@@ -2,39 +2,23 @@
 // (replaced on every reload) and admission as an IPC round trip. No answer in time is a refusal
 // ('no-answer': fail closed), counted and logged once a minute; an admission that the primary
 // granted after the worker gave up is given back at once.
+
+import type { Logger } from '../log/logger.js';
+import { throttled } from '../log/throttle.js';
+import type { WorkerIpc } from '../process/worker.js';
 import type { UserTable } from '../session/client-session.js';
 import type { UserRefusal } from '../session/events.js';
-import type { Logger } from '../telemetry/logger.js';
-import { throttled } from '../telemetry/throttle.js';
-import type { UserDirectory } from './user-gate.js';
-
-/** A user as sent to workers: the name, the secret, and whether the primary must admit it. */
-export interface WireUser {
-  readonly name: string;
-  readonly secretHex: string;
-  readonly limited: boolean;
-  /** Middle-proxy mode: this user's own advertising tag instead of TAG. */
-  readonly adTagHex?: string | undefined;
-}
-
-export interface AdmitRequest {
-  readonly type: 'admit';
-  readonly id: number;
-  readonly user: string;
-  readonly ip: string;
-}
-
-export interface AdmitAnswer {
-  readonly type: 'admit-answer';
-  readonly id: number;
-  readonly refusal: UserRefusal | undefined;
-}
-
-export interface ReleaseNotice {
-  readonly type: 'release';
-  readonly user: string;
-  readonly ip: string;
-}
+import { type UserDirectory, UserGate, type UserGateCounters } from './user-gate.js';
+import {
+  ADMIT,
+  ADMIT_ANSWER,
+  type AdmitAnswer,
+  type AdmitRequest,
+  RELEASE,
+  type ReleaseNotice,
+  USERS,
+  type WireUser,
+} from './user-messages.js';
 
 export const ANSWER_TIMEOUT_MS = 2000;
 const LOG_EVERY_MS = 60_000;
@@ -140,4 +124,29 @@ export class SharedUsers implements UserDirectory {
   release(user: string, ip: string): void {
     this.#send({ type: 'release', user, ip });
   }
+}
+
+/**
+ * A worker's users: the table the primary sent at start, replaced by each 'users' message (new
+ * connections use the new table at once; connections of revoked users are closed), and the gate
+ * that asks the primary to admit limited users.
+ */
+export function usersOverIpc(
+  ipc: WorkerIpc,
+  initial: readonly WireUser[],
+  counters: UserGateCounters,
+  log: Logger,
+): { readonly users: SharedUsers; readonly gate: UserGate } {
+  const users = new SharedUsers(
+    initial,
+    (msg) => (msg.type === 'admit' ? ipc.send(ADMIT, msg) : ipc.send(RELEASE, msg)),
+    log,
+  );
+  const gate = new UserGate(users, counters);
+  ipc.on(ADMIT_ANSWER, (msg) => users.answer(msg));
+  ipc.on(USERS, (msg) => {
+    users.replace(msg.users);
+    gate.revoke(msg.revoke);
+  });
+  return { users, gate };
 }

@@ -5,7 +5,7 @@ import { isScalar, parseDocument } from 'yaml';
 import { ConfigError } from '../config/errors.js';
 
 /** Each user is one more secret every handshake may have to try; keep the worst case cheap. */
-export const MAX_USERS = 128;
+const MAX_USERS = 128;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const HEX32 = /^[0-9a-fA-F]{32}$/;
 const DEFAULT_IP_WINDOW_SECONDS = 600;
@@ -21,7 +21,7 @@ export interface UserLimits {
   readonly expiresAt: number | undefined;
 }
 
-export const QUOTA_PERIODS = ['none', 'daily', 'weekly', 'monthly'] as const;
+const QUOTA_PERIODS = ['none', 'daily', 'weekly', 'monthly'] as const;
 export type QuotaPeriod = (typeof QUOTA_PERIODS)[number];
 
 export interface User {

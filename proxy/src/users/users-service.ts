@@ -7,13 +7,13 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
+import type { Logger } from '../log/logger.js';
 import type { StateStore } from '../state/state-store.js';
-import { StoreLimits } from '../state/store-limits.js';
-import { FLUSH_MS, StoreQuota } from '../state/store-quota.js';
 import type { UserCounters } from '../telemetry/counters.js';
-import type { Logger } from '../telemetry/logger.js';
 import { loadUsage, saveUsage } from './quota-store.js';
-import type { WireUser } from './shared-users.js';
+import { StoreLimits } from './store-limits.js';
+import { FLUSH_MS, StoreQuota } from './store-quota.js';
+import type { WireUser } from './user-messages.js';
 import { type UserRefusal, UserRegistry } from './user-registry.js';
 import { parseUsersFile, type User } from './users-file.js';
 

@@ -1,4 +1,4 @@
-// Middle-proxy mode end to end (MTPROTO-PROXY.md §6): the real proxy process relays through
+// Middle-proxy mode end to end (docs/protocol.md §6): the real proxy process relays through
 // stand-in middle proxies on 127.0.0.1. Telegram's two files come from the test: the proxy secret
 // from a local file (PROXY_SECRET_URL may name one), the proxy config from a local HTTP server the
 // test can change or break (PROXY_CONFIG_URL). EXTERNAL_IP is 127.0.0.1, the address the stand-ins

@@ -1,4 +1,4 @@
-// Middle mode's clock check (MTPROTO-PROXY.md §6.11) and the choice of middle-proxy families
+// Middle mode's clock check (docs/protocol.md §6.11) and the choice of middle-proxy families
 // (MIDDLE_IPV6): pure functions, the times and lists in, the verdict and the pool's targets out.
 import { expect } from 'chai';
 import { checkClock } from '../../../proxy/src/middle/clock.js';

@@ -1,11 +1,13 @@
 import { expect } from 'chai';
 import {
-  BUILTIN_MIDDLE_PROXIES_V4,
-  BUILTIN_MIDDLE_PROXIES_V6,
-  builtinProxyConfig,
   PROXY_CONFIG_URL,
   PROXY_CONFIG_V6_URL,
   PROXY_SECRET_URL,
+} from '../../../proxy/src/config/telegram-urls.js';
+import {
+  BUILTIN_MIDDLE_PROXIES_V4,
+  BUILTIN_MIDDLE_PROXIES_V6,
+  builtinProxyConfig,
 } from '../../../proxy/src/middle/codec/builtin-config.js';
 import {
   CryptoSchema,

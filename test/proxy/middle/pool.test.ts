@@ -11,7 +11,7 @@ import {
   MiddleProxyPool,
   MiddleUnavailableError,
 } from '../../../proxy/src/middle/pool.js';
-import type { Scheduler } from '../../../proxy/src/middle/telegram-config.js';
+import type { Scheduler } from '../../../proxy/src/timers/scheduler.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
 
 class RecordingClient implements MiddleClientHandler {

@@ -5,10 +5,10 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { createLogger } from '../../../proxy/src/log/logger.js';
 import { REPLAY_FILE, ReplayFile } from '../../../proxy/src/replay/replay-file.js';
 import { GENERATIONS, ReplayWindow } from '../../../proxy/src/replay/replay-window.js';
 import { SharedReplayGuard } from '../../../proxy/src/replay/shared-replay.js';
-import { createLogger } from '../../../proxy/src/telemetry/logger.js';
 import { SharedUsers } from '../../../proxy/src/users/shared-users.js';
 import { UNIQUE_IP_TRACK_CAP, UserRegistry } from '../../../proxy/src/users/user-registry.js';
 import { parseUsersFile } from '../../../proxy/src/users/users-file.js';
@@ -220,7 +220,7 @@ users:
 
 describe('STATE_URL settings', () => {
   const parse = async (env: Record<string, string>) => {
-    const { parseStateSettings } = await import('../../../proxy/src/state/state-settings.js');
+    const { parseStateSettings } = await import('../../../proxy/src/config/state-settings.js');
     return parseStateSettings((n) => env[n], 'pod-1');
   };
 

@@ -1,10 +1,6 @@
 // Middle-ends to use when Telegram's list cannot be fetched (§6.2; the tables mtprotoproxy and
-// telemt build in), and where the current list and secret are published (§6.1).
+// telemt build in). Where the current list and secret are published is in config/telegram-urls.ts.
 import type { HostPort, MiddleProxyConfig } from './proxy-config.js';
-
-export const PROXY_SECRET_URL = 'https://core.telegram.org/getProxySecret';
-export const PROXY_CONFIG_URL = 'https://core.telegram.org/getProxyConfig';
-export const PROXY_CONFIG_V6_URL = 'https://core.telegram.org/getProxyConfigV6';
 
 const v4 = (host: string): readonly HostPort[] => [{ host, port: 8888 }];
 const v6 = (host: string, port = 8888): readonly HostPort[] => [{ host, port }];

@@ -16,7 +16,7 @@ const FUNCTION_AT = 20;
 const MIN_INNER = 20;
 
 /** Key-exchange calls a client may send before it has a key (official CODE_* values). */
-export const KEY_EXCHANGE_FUNCTIONS: ReadonlySet<number> = new Set([
+const KEY_EXCHANGE_FUNCTIONS: ReadonlySet<number> = new Set([
   0x60469778, // req_pq
   0xbe7e8ef1, // req_pq_multi
   0xd712e4be, // req_DH_params

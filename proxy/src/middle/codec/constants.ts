@@ -1,4 +1,4 @@
-// Numbers of the middle-proxy RPC protocol (MTPROTO-PROXY.md §6). Constructor ids are the LE32
+// Numbers of the middle-proxy RPC protocol (docs/protocol.md §6). Constructor ids are the LE32
 // values whose wire bytes constants.json lists; the tests assert every one against that file.
 
 /** RPC constructor ids (official common/rpc-const.h, mtproto/mtproto-common.h). */

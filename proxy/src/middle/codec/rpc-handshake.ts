@@ -6,9 +6,8 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { ipv4ToHostOrder } from './address.js';
 import { HANDSHAKE_FLAG_CRC32C, RPC } from './constants.js';
 
-export const HANDSHAKE_PAYLOAD_LEN = 32;
-export const HANDSHAKE_ERROR_PAYLOAD_LEN = 20;
-export const PID_LEN = 12;
+const HANDSHAKE_PAYLOAD_LEN = 32;
+const HANDSHAKE_ERROR_PAYLOAD_LEN = 20;
 
 export interface ProcessId {
   /** IPv4 address as a host-order integer (0 = unknown, or 127.0.0.1 as the official client writes it). */
@@ -23,14 +22,14 @@ export function processId(ip: string, port: number, pid: number, utime: number):
   return { ip: ipv4ToHostOrder(ip), port, pid, utime };
 }
 
-export function encodePid(p: ProcessId, out: Buffer, offset: number): void {
+function encodePid(p: ProcessId, out: Buffer, offset: number): void {
   out.writeUInt32LE(p.ip >>> 0, offset);
   out.writeUInt16LE(p.port & 0xffff, offset + 4);
   out.writeUInt16LE(p.pid & 0xffff, offset + 6);
   out.writeUInt32LE(p.utime >>> 0, offset + 8);
 }
 
-export function parsePid(b: Buffer, offset: number): ProcessId {
+function parsePid(b: Buffer, offset: number): ProcessId {
   return {
     ip: b.readUInt32LE(offset),
     port: b.readUInt16LE(offset + 4),
@@ -43,7 +42,7 @@ export function parsePid(b: Buffer, offset: number): ProcessId {
 export const PLACEHOLDER_PID: ProcessId = parsePid(Buffer.from('IPIPPRPDTIME', 'latin1'), 0);
 
 /** Official `matches_pid`: equal, where a zero field of `pattern` matches anything. */
-export function pidMatches(actual: ProcessId, pattern: ProcessId): boolean {
+function pidMatches(actual: ProcessId, pattern: ProcessId): boolean {
   return (
     (pattern.ip === 0 || actual.ip === pattern.ip) &&
     (pattern.port === 0 || actual.port === pattern.port) &&

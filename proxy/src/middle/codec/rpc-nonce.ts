@@ -3,7 +3,7 @@
 import { ProtocolError } from '../../protocol/errors.js';
 import { CryptoSchema, MAX_CLOCK_SKEW_SECONDS, RPC } from './constants.js';
 
-export const NONCE_PAYLOAD_LEN = 32;
+const NONCE_PAYLOAD_LEN = 32;
 export const NONCE_LEN = 16;
 
 export interface RpcNonce {

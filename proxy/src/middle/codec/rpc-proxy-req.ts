@@ -12,7 +12,7 @@ import { encodeTlString, parseTlString } from './tl-string.js';
 /** Identifies one client connection on a middle-end connection: LE64 on the wire. */
 export type ConnId = bigint;
 
-export const AD_TAG_LEN = 16;
+const AD_TAG_LEN = 16;
 const FIXED_LEN = 56;
 
 export interface ProxyReqTemplate {

@@ -1,33 +1,44 @@
-// Start-up of the primary: settings -> secrets and addresses -> banner -> workers -> signals.
-import { type Config, type MaskSettings, parseConfig, readRawSettings } from '../config/config.js';
+// Start-up of the primary: settings -> secrets and addresses -> banner -> workers -> signals. Each
+// feature registers its messages on the primary's IPC here; the process core knows none of them.
+import { type Config, parseConfig, readRawSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { detectExternalIp, detectInternalIp, isPrivateAddress } from '../config/ip-detect.js';
 import { loadOrCreateSecrets } from '../config/secret-store.js';
 import { helpText } from '../config/settings.js';
+import { TLS_PROFILES } from '../fake-tls/profile-messages.js';
 import { SiteProfiles } from '../fake-tls/profile-service.js';
 import type { SiteProfile } from '../fake-tls/site-profile.js';
-import { checkMaskTarget, localAddresses } from '../masking/mask-relay.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { checkMaskTarget, localAddresses, type MaskSettings } from '../masking/mask-relay.js';
+import { MIDDLE_CONFIG } from '../middle/config-messages.js';
 import { MiddleConfig } from '../middle/config-service.js';
-import { MiddleModeUnavailableError } from '../middle/telegram-config.js';
+import { MiddleModeUnavailableError } from '../middle/telegram-source.js';
+import { fitConnections, softDescriptorLimit } from '../process/fd-limit.js';
+import { installLastResort, lastResort } from '../process/last-resort.js';
+import { type PrimaryHandle, PrimaryIpc, runPrimary } from '../process/primary.js';
 import { ReplayService } from '../replay/replay-cache.js';
+import { serveReplayChecks } from '../replay/replay-messages.js';
+import { StoreReplay } from '../replay/store-replay.js';
 import { StateStore } from '../state/state-store.js';
-import { StoreReplay } from '../state/store-replay.js';
 import { formatBanner } from '../telemetry/banner.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
-import { startTelemetry } from '../telemetry/telemetry-start.js';
+import { WorkerTotals } from '../telemetry/worker-totals.js';
+import { publishUsers, serveAdmissions } from '../users/admission-service.js';
 import { UsersService } from '../users/users-service.js';
-import { fitConnections, softDescriptorLimit } from './fd-limit.js';
-import { selfPorts, workerSettings } from './ipc.js';
-import { installLastResort, lastResort } from './last-resort.js';
-import { type PrimaryHandle, runPrimary } from './primary.js';
+import { startTelemetry } from './start-telemetry.js';
+import { selfPorts, type WorkerSettings, workerSettings } from './worker-settings.js';
 
 /** Returns an exit code to exit with now, or undefined while the proxy keeps running. */
 export async function startProxy(
   env: NodeJS.ProcessEnv,
   argv: readonly string[],
 ): Promise<number | undefined> {
+  const ipc = new PrimaryIpc();
+  let primary: PrimaryHandle<WorkerSettings> | undefined;
   let config: Config;
-  let primary: PrimaryHandle | undefined;
+  let log: Logger;
+  let users: UsersService;
+  // Settings, then what they name (secrets in DATA_DIR, the users file): a mistake in any of
+  // them is the user's to fix, named with its variable.
   try {
     const raw = readRawSettings(env, argv);
     if (raw.has('HELP')) {
@@ -35,25 +46,17 @@ export async function startProxy(
       return 0;
     }
     config = parseConfig(raw, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`mtproxy: configuration error: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const log = createLogger(config.logLevel, { component: 'primary' });
-  let secrets: readonly Buffer[];
-  let users: UsersService;
-  try {
-    secrets = await settleSecrets(config, log);
+    log = createLogger(config.logLevel, { component: 'primary' });
     users = await UsersService.start({
-      envSecrets: secrets,
+      envSecrets: await settleSecrets(config, log),
       usersFile: config.usersFile,
       dataDir: config.dataDir,
       timeZone: config.quotaTimeZone,
       log,
-      onChange: (wire, revoke) => primary?.broadcastUsers(wire, revoke),
+      onChange: (wire, revoke) => {
+        primary?.updateSettings((s) => ({ ...s, users: wire }));
+        publishUsers(ipc, wire, revoke);
+      },
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -62,6 +65,7 @@ export async function startProxy(
     }
     throw err;
   }
+  ipc.reportDrops(log);
   const internalIp = config.internalIp ?? detectInternalIp();
   const externalIp = config.externalIp ?? (await detectExternalIp(config.ipDetectUrls)) ?? internalIp;
   if (config.externalIp === undefined) {
@@ -73,7 +77,10 @@ export async function startProxy(
 
   const selfAddresses = [...new Set([internalIp, externalIp].filter((a): a is string => a !== undefined))];
   const mask = await settleMask(config, selfAddresses, log);
-  const profiles = await startSiteProfiles(config, mask, log, (list) => primary?.broadcastTlsProfiles(list));
+  const profiles = await startSiteProfiles(config, mask, log, (list) => {
+    primary?.updateSettings((s) => ({ ...s, tlsProfiles: list }));
+    ipc.broadcast(TLS_PROFILES, { type: 'tls-profiles', profiles: list });
+  });
   log.info('client modes', {
     modes: [...config.modes].join(','),
     fakeTlsDomains: config.fakeTlsDomains.join(',') || 'none',
@@ -86,9 +93,13 @@ export async function startProxy(
   let middle: MiddleConfig | undefined;
   if (config.mode === 'middle' || (config.mode === 'auto' && config.tag !== undefined)) {
     try {
-      middle = await MiddleConfig.start(config, log, (secretHex, wire) =>
-        primary?.broadcastMiddle(secretHex, wire),
-      );
+      middle = await MiddleConfig.start(config, log, (secretHex, wire) => {
+        if (primary === undefined) return;
+        primary.updateSettings((s) =>
+          s.middle === undefined ? s : { ...s, middle: { ...s.middle, secretHex, config: wire } },
+        );
+        ipc.broadcast(MIDDLE_CONFIG, { type: 'middle-config', secretHex, config: wire });
+      });
     } catch (err) {
       if (!(err instanceof MiddleModeUnavailableError)) throw err;
       if (config.mode === 'middle') {
@@ -137,21 +148,27 @@ export async function startProxy(
     { capacity: config.replayCacheSize, windowMs: config.replayWindowMs, dataDir: config.dataDir },
     log,
   );
+  const totals = new WorkerTotals(ipc);
+  serveAdmissions(ipc, users);
+  serveReplayChecks(ipc, replay, store && new StoreReplay(store, config.replayWindowMs));
+  const settings: WorkerSettings = {
+    ...workerSettings(config, users.wire(), {
+      mask,
+      selfAddresses,
+      middle: middleSettings,
+      tlsProfiles: profiles?.list(),
+    }),
+    maxConnections: budget.maxConnections,
+  };
   primary = runPrimary(
-    config,
     {
-      ...workerSettings(config, users.wire(), {
-        mask,
-        selfAddresses,
-        middle: middleSettings,
-        tlsProfiles: profiles?.list(),
-      }),
-      maxConnections: budget.maxConnections,
+      workers: config.workers,
+      settings,
+      drainTimeoutMs: config.drainTimeoutMs,
+      listenError: (code, message) => listenError(config, code, message),
+      log,
     },
-    users,
-    replay,
-    log,
-    store && new StoreReplay(store, config.replayWindowMs),
+    ipc,
   );
   const running = primary;
   users.watch();
@@ -170,7 +187,12 @@ export async function startProxy(
   }
   try {
     await running.ready;
-    await startTelemetry(config, users, middle, running, log, store, profiles);
+    log.info('proxy listening', {
+      port: config.port,
+      bind: config.bind ?? 'all addresses',
+      workers: config.workers,
+    });
+    await startTelemetry(config, { users, middle, primary: running, totals, replay, store, profiles }, log);
   } catch (err) {
     process.stderr.write(`mtproxy: ${(err as Error).message}\n`);
     await running.shutdown('start-failed');
@@ -253,4 +275,22 @@ async function settleSecrets(config: Config, log: Logger): Promise<readonly Buff
     count: stored.secrets.length,
   });
   return stored.secrets.map((s) => s.bytes);
+}
+
+function listenError(config: Config, code: string, message: string): Error {
+  if (code === 'EACCES' && config.port < 1024) {
+    return new Error(
+      `PORT: cannot listen on port ${config.port} (${message}). Ports below 1024 need root or the ` +
+        'CAP_NET_BIND_SERVICE capability; use a port such as 8443 and forward 443 to it, or grant the capability',
+    );
+  }
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `PORT: port ${config.port} is already in use by another program (${message}). Choose another PORT`,
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new Error(`BIND: ${config.bind} is not an address of this machine (${message})`);
+  }
+  return new Error(`cannot listen on port ${config.port}: ${message}`);
 }

@@ -7,9 +7,11 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keepPrivate } from '../config/private-file.js';
+import { RefreshLoop } from '../timers/refresh-loop.js';
+import type { Scheduler } from '../timers/scheduler.js';
 import type { DateObservation } from './clock.js';
 import { builtinProxyConfig } from './codec/builtin-config.js';
-import type { HostPort, MiddleProxyConfig } from './codec/proxy-config.js';
+import type { MiddleProxyConfig } from './codec/proxy-config.js';
 import {
   DEFAULT_READ_LIMITS,
   md5Hex,
@@ -81,20 +83,6 @@ export interface TelegramConfigListener {
   changed?(snapshot: TelegramConfigSnapshot, files: ReadonlySet<TelegramFile>): void;
 }
 
-export interface Scheduler {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const REAL_SCHEDULER: Scheduler = {
-  setTimeout: (callback, ms) => {
-    const timer = setTimeout(callback, ms);
-    timer.unref();
-    return timer;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
 export interface TelegramConfigOptions {
   /** PROXY_SECRET_URL: URL or file path. */
   readonly secretSource: string;
@@ -145,16 +133,13 @@ interface Loaded<T> {
 export class TelegramConfigSource {
   readonly #options: TelegramConfigOptions;
   readonly #now: () => number;
-  readonly #scheduler: Scheduler;
+  readonly #loop: RefreshLoop;
   #snapshot: TelegramConfigSnapshot | undefined;
-  #timer: unknown;
-  #stopped = false;
-  #refreshing: Promise<void> | undefined;
 
   constructor(options: TelegramConfigOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
+    this.#loop = new RefreshLoop(() => this.#refresh(), options.refreshIntervalMs, options.scheduler);
   }
 
   /** The copy in use; undefined before `start()` succeeded. */
@@ -192,36 +177,22 @@ export class TelegramConfigSource {
     const files = new Set<TelegramFile>(['secret', 'config']);
     if (v6) files.add('config-v6');
     this.#announce(this.#snapshot, files);
-    this.#schedule();
+    this.#loop.start();
     return this.#snapshot;
   }
 
   /** Fetch everything again now; resolves when done. Never rejects. */
   refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => {
-      this.#refreshing = undefined;
-    });
-    return this.#refreshing;
+    return this.#loop.runNow();
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== undefined) this.#scheduler.clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #schedule(): void {
-    const interval = this.#options.refreshIntervalMs;
-    if (this.#stopped || interval <= 0) return;
-    this.#timer = this.#scheduler.setTimeout(() => {
-      this.#timer = undefined;
-      void this.refresh().then(() => this.#schedule());
-    }, interval);
+    this.#loop.stop();
   }
 
   async #refresh(): Promise<void> {
     const current = this.#snapshot;
-    if (current === undefined || this.#stopped) return;
+    if (current === undefined || this.#loop.stopped) return;
     const o = this.#options;
     const changed = new Set<TelegramFile>();
     let next = current;
@@ -242,7 +213,7 @@ export class TelegramConfigSource {
         next = { ...next, configV6: v6.value, configV6Info: withClusters(v6.info, v6.value) };
       }
     }
-    if (this.#stopped || changed.size === 0) return;
+    if (this.#loop.stopped || changed.size === 0) return;
     this.#snapshot = next;
     this.#announce(next, changed);
   }
@@ -381,27 +352,4 @@ export class TelegramConfigSource {
 
 function withClusters(info: FileInfo, config: MiddleProxyConfig): ConfigInfo {
   return { ...info, clusters: config.targets.size };
-}
-
-/** A config as JSON-safe data, for the primary to send to its workers over IPC. */
-export interface WireProxyConfig {
-  readonly defaultDc: number;
-  readonly targets: readonly (readonly [number, readonly HostPort[]])[];
-  readonly timeoutMs: number;
-  readonly minConnections: number;
-  readonly maxConnections: number;
-}
-
-export function configToWire(c: MiddleProxyConfig): WireProxyConfig {
-  return {
-    defaultDc: c.defaultDc,
-    targets: [...c.targets.entries()],
-    timeoutMs: c.timeoutMs,
-    minConnections: c.minConnections,
-    maxConnections: c.maxConnections,
-  };
-}
-
-export function configFromWire(w: WireProxyConfig): MiddleProxyConfig {
-  return { ...w, targets: new Map(w.targets) };
 }

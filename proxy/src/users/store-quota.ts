@@ -4,9 +4,9 @@
 // same pipelined command. While the store is down the counts wait here (one number per user, so
 // nothing grows without bound) and are added when it returns.
 
-import { periodTtlSeconds } from '../users/quota-period.js';
-import type { QuotaPeriod } from '../users/users-file.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../state/state-store.js';
+import { periodTtlSeconds } from './quota-period.js';
+import type { QuotaPeriod } from './users-file.js';
 
 export const FLUSH_MS = 2_000;
 

@@ -2,30 +2,41 @@
 // probes, both fed from the counters every worker reports and from the primary's own state.
 import type { Config } from '../config/config.js';
 import type { SiteProfiles } from '../fake-tls/profile-service.js';
+import type { Logger } from '../log/logger.js';
 import type { MiddleConfig } from '../middle/config-service.js';
 import type { PrimaryHandle } from '../process/primary.js';
+import type { ReplayService } from '../replay/replay-cache.js';
 import type { StateStore } from '../state/state-store.js';
-import type { UsersService } from '../users/users-service.js';
-import { VERSION_STRING } from '../version.js';
-import { allowList, memoryFigures, startMetricsEndpoint, startStatsEndpoint } from './http-endpoints.js';
-import type { Logger } from './logger.js';
-import { createMetricsRegistry } from './metrics.js';
+import {
+  allowList,
+  memoryFigures,
+  startMetricsEndpoint,
+  startStatsEndpoint,
+} from '../telemetry/http-endpoints.js';
+import { createMetricsRegistry } from '../telemetry/metrics.js';
 import {
   type ClockFigures,
   formatOfficialStats,
   type TlsProfileRow,
   type UserStatsRow,
-} from './official-stats.js';
+} from '../telemetry/official-stats.js';
+import type { WorkerTotals } from '../telemetry/worker-totals.js';
+import type { UsersService } from '../users/users-service.js';
+import { VERSION_STRING } from '../version.js';
 
-export async function startTelemetry(
-  config: Config,
-  users: UsersService,
-  middle: MiddleConfig | undefined,
-  primary: PrimaryHandle,
-  log: Logger,
-  store?: StateStore,
-  profiles?: SiteProfiles,
-): Promise<void> {
+/** What the endpoints show: the primary's parts. */
+export interface TelemetrySources {
+  readonly users: UsersService;
+  readonly middle: MiddleConfig | undefined;
+  readonly primary: Pick<PrimaryHandle<unknown>, 'listeningWorkers' | 'workerRestarts'>;
+  readonly totals: WorkerTotals;
+  readonly replay: ReplayService;
+  readonly store: StateStore | undefined;
+  readonly profiles: SiteProfiles | undefined;
+}
+
+export async function startTelemetry(config: Config, sources: TelemetrySources, log: Logger): Promise<void> {
+  const { users, middle, primary, totals, replay, store, profiles } = sources;
   const tlsProfiles = (): TlsProfileRow[] =>
     (profiles?.list() ?? []).map((p) => {
       const shape = p.shapes.modern ?? p.shapes.classic;
@@ -60,15 +71,15 @@ export async function startTelemetry(
           now: Math.floor(Date.now() / 1000),
           workers: config.workers,
           maxConnectionsPerWorker: config.maxConnections,
-          totals: primary.totals(),
+          totals: totals.totals(),
           memory,
           mode,
           tagSet: config.tag !== undefined,
           version: VERSION_STRING,
           proxyConfig: middle?.statsInfo(),
           proxySecretMd5: middle?.snapshot.secretInfo.md5,
-          users: config.userMetrics ? userFigures(users, primary) : undefined,
-          targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
+          users: config.userMetrics ? userFigures(users, totals) : undefined,
+          targets: middle && { declared: middle.declaredTargets(), ready: totals.readyTargets() },
           clock: middle && clockFigures(middle),
           httpQueries,
           tlsProfiles: tlsProfiles(),
@@ -81,7 +92,7 @@ export async function startTelemetry(
   }
   if (config.metricsPort !== 0) {
     const registry = createMetricsRegistry(() => ({
-      totals: primary.totals(),
+      totals: totals.totals(),
       workers: primary.listeningWorkers(),
       workerRestarts: primary.workerRestarts(),
       perUserMetrics: config.userMetrics,
@@ -90,9 +101,9 @@ export async function startTelemetry(
       configRefreshes: middle?.refreshes ?? {},
       configAgeSeconds: middle?.ageSeconds(),
       clock: middle && clockFigures(middle),
-      targets: middle && { declared: middle.declaredTargets(), ready: primary.readyTargets() },
-      masked: primary.totals().masked,
-      replay: primary.replayFigures(),
+      targets: middle && { declared: middle.declaredTargets(), ready: totals.readyTargets() },
+      masked: totals.totals().masked,
+      replay: replay.figures(),
       store: store?.figures(),
       tlsProfiles: tlsProfiles(),
       tlsProfileMeasurements: profiles && {
@@ -109,7 +120,7 @@ export async function startTelemetry(
         if (primary.listeningWorkers() < config.workers) {
           return `${primary.listeningWorkers()} of ${config.workers} workers listening`;
         }
-        if (middle && primary.readyTargets() === 0) return 'no middle proxy connected';
+        if (middle && totals.readyTargets() === 0) return 'no middle proxy connected';
         return undefined;
       },
     }).catch((err: NodeJS.ErrnoException) => {
@@ -127,10 +138,10 @@ function clockFigures(middle: MiddleConfig): ClockFigures {
   return { state: clock.state, skewSeconds: clock.skewSeconds, checkedAt: clock.checkedAt };
 }
 
-function userFigures(users: UsersService, primary: PrimaryHandle): UserStatsRow[] {
-  const totals = primary.totals().perUser;
+function userFigures(users: UsersService, totals: WorkerTotals): UserStatsRow[] {
+  const perUser = totals.totals().perUser;
   return users.users().map((u) => {
-    const row = totals[u.name];
+    const row = perUser[u.name];
     return {
       name: u.name,
       connections: row?.connections ?? 0,

@@ -8,11 +8,11 @@
 
 import { limitKey } from '../admission/ip-limit.js';
 import type { UserRefusal } from '../session/events.js';
-import type { User } from '../users/users-file.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../state/state-store.js';
+import type { User } from './users-file.js';
 
-export const LEASE_MS = 15_000;
-export const LEASE_RENEW_MS = 5_000;
+const LEASE_MS = 15_000;
+const LEASE_RENEW_MS = 5_000;
 
 /** The store's clock in ms, so that pods with skewed clocks agree. */
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;

@@ -3,8 +3,9 @@
 // replayed to another is refused. Checks of one event-loop turn go out pipelined together.
 // Store down or slow: STATE_REPLAY_FALLBACK decides: `local` (this pod's cache only, which has
 // already remembered the handshake) or `refuse` (fail closed). Either way it is counted.
-import type { ReplayVerdict } from '../replay/replay-window.js';
-import type { StateStore } from './state-store.js';
+
+import type { StateStore } from '../state/state-store.js';
+import type { ReplayVerdict } from './replay-window.js';
 
 export class StoreReplay {
   readonly #store: StateStore;

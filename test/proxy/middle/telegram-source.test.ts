@@ -9,19 +9,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { builtinProxyConfig } from '../../../proxy/src/middle/codec/builtin-config.js';
+import { configFromWire, configToWire } from '../../../proxy/src/middle/config-messages.js';
+import { readSource, TelegramFileError } from '../../../proxy/src/middle/telegram-files.js';
 import {
   CACHE_FILES,
-  configFromWire,
-  configToWire,
   type LoadResult,
   MiddleModeUnavailableError,
-  type Scheduler,
   type TelegramConfigOptions,
   type TelegramConfigSnapshot,
   TelegramConfigSource,
   type TelegramFile,
-} from '../../../proxy/src/middle/telegram-config.js';
-import { readSource, TelegramFileError } from '../../../proxy/src/middle/telegram-files.js';
+} from '../../../proxy/src/middle/telegram-source.js';
+import type { Scheduler } from '../../../proxy/src/timers/scheduler.js';
 
 const CONFIG_A = 'default 2;\nproxy_for 2 127.0.0.1:7001;\nproxy_for 4 127.0.0.1:7004;\n';
 const CONFIG_B = 'default 2;\nproxy_for 2 127.0.0.1:8002;\n';

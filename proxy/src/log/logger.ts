@@ -1,9 +1,11 @@
 // Structured logs: JSON lines when stdout is not a terminal (Kubernetes collects them), readable
 // lines on a terminal. One line per lifecycle event; never per packet, never a secret.
 import winston from 'winston';
-import type { LogLevel } from '../config/config.js';
 
 export type Logger = winston.Logger;
+
+/** LOG_LEVEL. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export function createLogger(level: LogLevel, opts: { json?: boolean; component?: string } = {}): Logger {
   const json = opts.json ?? !process.stdout.isTTY;

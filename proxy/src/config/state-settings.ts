@@ -2,8 +2,9 @@
 // the store's concerns stay in this folder. The URL's password never appears in a message: the
 // URL is only ever shown without its credentials.
 // parseChoice and parseInteger only run when settings are parsed, long after both modules loaded.
-import { parseChoice, parseInteger } from '../config/config.js';
-import { ConfigError } from '../config/errors.js';
+
+import { ConfigError } from './errors.js';
+import { parseChoice, parseInteger } from './parse-values.js';
 
 export type ReplayFallback = 'local' | 'refuse';
 export type LimitsFallback = 'share' | 'refuse';
