@@ -2,15 +2,13 @@
 // side cannot keep up, the other side stops being read until it drains. Nothing is queued beyond
 // the sockets' own high-water marks.
 //
-// One object per connection and no closures: an idle connection is held by tens of thousands, so
-// its cost is what it keeps. The listeners are shared functions that find their pump through the
-// socket they are called on (a symbol property, set once on each socket).
+// One object per connection and no closures: its listeners are shared (session/socket-owner.ts).
 import type { Cipheriv } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ClientLink, SessionHooks } from '../session/ports.js';
+import { SocketOwner } from '../session/socket-owner.js';
 
-const PUMP = Symbol('direct pump');
-type PumpedSocket = Socket & { [PUMP]?: DirectPump };
+const PUMP = new SocketOwner<DirectPump>('direct pump');
 
 export class DirectPump {
   private readonly client: Socket;
@@ -36,10 +34,9 @@ export class DirectPump {
 
   /** Starts reading both sides. */
   start(): void {
-    const client = this.client as PumpedSocket;
-    const upstream = this.upstream as PumpedSocket;
-    client[PUMP] = this;
-    upstream[PUMP] = this;
+    const { client, upstream } = this;
+    PUMP.own(client, this);
+    PUMP.own(upstream, this);
     client.on('data', onClientData);
     client.on('drain', onClientDrain);
     upstream.on('data', onUpstreamData);
@@ -95,18 +92,7 @@ export class DirectPump {
   }
 }
 
-function onClientData(this: PumpedSocket, chunk: Buffer): void {
-  this[PUMP]?.fromClient(chunk);
-}
-
-function onUpstreamData(this: PumpedSocket, chunk: Buffer): void {
-  this[PUMP]?.fromUpstream(chunk);
-}
-
-function onClientDrain(this: PumpedSocket): void {
-  this[PUMP]?.clientDrained();
-}
-
-function onUpstreamDrain(this: PumpedSocket): void {
-  this[PUMP]?.upstreamDrained();
-}
+const onClientData = PUMP.listener((pump, chunk: Buffer) => pump.fromClient(chunk));
+const onUpstreamData = PUMP.listener((pump, chunk: Buffer) => pump.fromUpstream(chunk));
+const onClientDrain = PUMP.listener((pump) => pump.clientDrained());
+const onUpstreamDrain = PUMP.listener((pump) => pump.upstreamDrained());

@@ -1,16 +1,14 @@
 // Middle-proxy mode as an Upstream (session/ports.ts): an authenticated client is bound to a middle-end
 // connection of its DC's cluster, and its packets travel as RPC_PROXY_REQ (client-relay.ts).
 // This file is only the glue between the session's socket and that per-client machinery.
-//
-// One object per client and no closures: an idle client is held by tens of thousands, so its cost
-// is what it keeps. The socket's listeners are shared functions that find their client through
-// the socket they are called on (a symbol property, set once).
+// One object per client and no closures: its listeners are shared (session/socket-owner.ts).
 
 import type { Cipheriv } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { ctrCipher } from '../protocol/obfuscated2.js';
 import type { CloseReason } from '../session/events.js';
 import type { ClientLink, SessionHooks, Upstream } from '../session/ports.js';
+import { SocketOwner } from '../session/socket-owner.js';
 import type { BacklogBudget } from './backlog-budget.js';
 import { type ClientSink, MiddleUpstream, type MiddleUpstreamCloseReason } from './client-relay.js';
 import { targetsForDc } from './codec/proxy-config.js';
@@ -86,8 +84,7 @@ async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: Se
   client.start(upstream, link.rest);
 }
 
-const CLIENT = Symbol('middle client');
-type ClientSocket = Socket & { [CLIENT]?: MiddleClient };
+const CLIENT = new SocketOwner<MiddleClient>('middle client');
 
 /** The client's socket as middle mode sees it: decrypts what it sends, encrypts what it gets. */
 class MiddleClient implements ClientSink {
@@ -116,8 +113,8 @@ class MiddleClient implements ClientSink {
   /** Bound and established: read the client, starting with what came after its header. */
   start(upstream: MiddleUpstream, rest: Buffer): void {
     this.#upstream = upstream;
-    const socket = this.#socket as ClientSocket;
-    socket[CLIENT] = this;
+    const socket = this.#socket;
+    CLIENT.own(socket, this);
     socket.on('data', onClientData);
     socket.on('drain', onClientDrain);
     // The session ends by destroying the socket: the middle-end hears of it (RPC_CLOSE_CONN).
@@ -190,14 +187,6 @@ function uncork(client: MiddleClient): void {
   client.uncork();
 }
 
-function onClientData(this: ClientSocket, chunk: Buffer): void {
-  this[CLIENT]?.fromClient(chunk);
-}
-
-function onClientDrain(this: ClientSocket): void {
-  this[CLIENT]?.drained();
-}
-
-function onClientClose(this: ClientSocket): void {
-  this[CLIENT]?.closed();
-}
+const onClientData = CLIENT.listener((client, chunk: Buffer) => client.fromClient(chunk));
+const onClientDrain = CLIENT.listener((client) => client.drained());
+const onClientClose = CLIENT.listener((client) => client.closed());
