@@ -7,6 +7,7 @@
 // nothing. A host that authenticated recently is not held to its network's budget, only its own;
 // a new client in a network that is flooding right now waits until the flood stops. Pure code: addresses and a clock in, decisions out.
 import { isIP } from 'node:net';
+import type { TrialPlan, TrialThrottle, UnidentifiedCap } from '../session/ports.js';
 
 export interface ThrottleRate {
   /** Failed trials allowed at once. */
@@ -86,13 +87,7 @@ class BoundedMap<V> {
   }
 }
 
-export type TrialPlan =
-  /** Try every secret, `first` (the last match from this host) before the others. */
-  | { readonly kind: 'full'; readonly first: number | undefined }
-  /** Budget spent: try only the last match from this host, or nothing. */
-  | { readonly kind: 'remembered-only'; readonly first: number | undefined };
-
-export class HandshakeThrottle {
+export class HandshakeThrottle implements TrialThrottle {
   readonly #o: HandshakeThrottleOptions;
   readonly #now: () => number;
   readonly #hosts: BoundedMap<Bucket>;
@@ -157,7 +152,7 @@ export class HandshakeThrottle {
  * told to give up (it fails like any bad handshake), so a crowd of silent or trickling
  * connections cannot keep newer, fast clients from being read. O(1) per connection.
  */
-export class UnidentifiedHandshakes {
+export class UnidentifiedHandshakes implements UnidentifiedCap {
   readonly #max: number;
   readonly #waiting = new Set<() => void>();
   #evicted = 0;

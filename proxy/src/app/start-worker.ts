@@ -8,7 +8,6 @@ import {
   UnidentifiedHandshakes,
 } from '../admission/handshake-throttle.js';
 import { ConnectionsPerIp } from '../admission/ip-limit.js';
-import type { ClientMode } from '../config/config.js';
 import { resolveDc } from '../direct/dc-table.js';
 import { directUpstream } from '../direct/direct-upstream.js';
 import { DEFAULT_CLOCK_WINDOW } from '../fake-tls/codec.js';
@@ -23,7 +22,8 @@ import { installLastResort, lastResort } from '../process/last-resort.js';
 import { ClientListener } from '../process/listener.js';
 import { type RunningWorker, runWorker, type WorkerIpc } from '../process/worker.js';
 import { replayGuardOverIpc } from '../replay/shared-replay.js';
-import { type FakeTlsPolicy, type SessionDeps, serveClient } from '../session/client-session.js';
+import { type SessionDeps, sessionServer } from '../session/client-session.js';
+import type { ClientMode, FakeTlsPolicy } from '../session/policy.js';
 import { WorkerCounters } from '../telemetry/counters.js';
 import { COUNTERS } from '../telemetry/worker-totals.js';
 import { usersOverIpc } from '../users/shared-users.js';
@@ -162,6 +162,7 @@ async function start(settings: WorkerSettings, ipc: WorkerIpc): Promise<RunningW
       }
     },
   };
+  const serveClient = sessionServer(sessionDeps);
   const listener = new ClientListener({
     port: settings.port,
     bind: settings.bind,
@@ -169,7 +170,7 @@ async function start(settings: WorkerSettings, ipc: WorkerIpc): Promise<RunningW
     onRefused: () => counters.refusedAtLimit(),
     onConnection: (socket) => {
       counters.accepted();
-      serveClient(socket, sessionDeps);
+      serveClient(socket);
     },
   });
   const report = (): void => {

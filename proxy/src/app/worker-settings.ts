@@ -1,11 +1,12 @@
 // What a worker is started with: every setting its parts need, sent once in the 'start' message.
 // Features that change something later (users, Telegram's config, site profiles) send their own
 // messages and update these settings for workers started after the change.
-import type { ClientMode, Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import type { HostPort } from '../direct/dc-table.js';
 import type { SiteProfile } from '../fake-tls/site-profile.js';
 import type { MaskSettings } from '../masking/mask-relay.js';
 import type { MiddleSettings } from '../middle/config-messages.js';
+import type { ClientMode } from '../session/policy.js';
 import type { WireUser } from '../users/user-messages.js';
 
 /** Settings a worker takes from Config as they are (all JSON-safe). */

@@ -8,6 +8,7 @@ import type { HostPort } from '../direct/dc-table.js';
 import type { LogLevel } from '../log/logger.js';
 import type { MaskSettings } from '../masking/mask-relay.js';
 import { ProtocolError } from '../protocol/errors.js';
+import type { ClientMode, ProxyProtocolSetting, UnknownSniAction } from '../session/policy.js';
 import { ConfigError } from './errors.js';
 import { clientSecretBytes } from './links.js';
 import { parseChoice, parseInteger } from './parse-values.js';
@@ -22,15 +23,6 @@ export interface ProxySecret {
   readonly name: string;
   readonly bytes: Buffer;
 }
-
-/**
- * What a client may speak: `classic` = abridged or intermediate obfuscated2, `secure` = padded
- * intermediate (`dd`), `tls` = fake TLS (`ee`). Inside fake TLS, padded is always accepted and
- * abridged/intermediate only when `classic` is on too.
- */
-export type ClientMode = 'classic' | 'secure' | 'tls';
-export type UnknownSniAction = 'mask' | 'drop' | 'accept';
-export type ProxyProtocolSetting = 'off' | 'v1' | 'v2' | 'auto';
 
 export interface Config {
   /** Secrets given by the user; undefined means "load from DATA_DIR or generate". */

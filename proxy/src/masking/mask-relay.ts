@@ -8,6 +8,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { normalizeAddress } from '../protocol/addresses.js';
 import type { MaskFailure } from '../session/events.js';
+import type { MaskRelay } from '../session/ports.js';
 
 export interface MaskTarget {
   readonly host: string;
@@ -107,7 +108,7 @@ export type MaskOutcome = 'relaying' | MaskFailure;
 const DEFAULT_RESOLVE_CACHE_MS = 60_000;
 const PROBLEM_LOG_INTERVAL_MS = 60_000;
 
-export class Masker {
+export class Masker implements MaskRelay {
   readonly #options: MaskerOptions;
   #resolved: { check: TargetCheck; at: number } | undefined;
   #lastProblemAt = Number.NEGATIVE_INFINITY;

@@ -10,14 +10,6 @@ import { throttled } from '../log/throttle.js';
 import { ReplayFile } from './replay-file.js';
 import { type ReplayVerdict, ReplayWindow } from './replay-window.js';
 
-/** 'fresh' lets the handshake through; anything else refuses it like a replay (fail closed). */
-export type ReplayOutcome = ReplayVerdict | 'no-answer';
-
-export interface ReplayGuard {
-  /** Remembers the replay key of an authenticated handshake, or says why it must be refused. */
-  check(key: Buffer): ReplayOutcome | Promise<ReplayOutcome>;
-}
-
 export interface ReplayFigures {
   readonly entries: number;
   readonly capacity: number;

@@ -7,7 +7,7 @@
 import type { Logger } from '../log/logger.js';
 import { throttled } from '../log/throttle.js';
 import type { WorkerIpc } from '../process/worker.js';
-import type { ReplayGuard, ReplayOutcome } from './replay-cache.js';
+import type { ReplayGuard, ReplayOutcome } from '../session/ports.js';
 import { REPLAY_ANSWER, REPLAY_CHECK, type ReplayAnswer, type ReplayRequest } from './replay-messages.js';
 import { fingerprint } from './replay-window.js';
 

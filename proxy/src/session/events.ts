@@ -85,16 +85,3 @@ export interface SessionObserver {
   relayed(user: string, fromClient: number, toClient: number): void;
   closed(reason: CloseReason, established: boolean): void;
 }
-
-export const NULL_OBSERVER: SessionObserver = {
-  handshakeOk() {},
-  handshakeFailed() {},
-  refused() {},
-  userRefused() {},
-  masked() {},
-  maskFailed() {},
-  upstreamConnected() {},
-  upstreamFailed() {},
-  relayed() {},
-  closed() {},
-};

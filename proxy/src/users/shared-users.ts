@@ -6,8 +6,8 @@
 import type { Logger } from '../log/logger.js';
 import { throttled } from '../log/throttle.js';
 import type { WorkerIpc } from '../process/worker.js';
-import type { UserTable } from '../session/client-session.js';
 import type { UserRefusal } from '../session/events.js';
+import type { UserTable } from '../session/ports.js';
 import { type UserDirectory, UserGate, type UserGateCounters } from './user-gate.js';
 import {
   ADMIT,

@@ -1,9 +1,9 @@
 // Per-user limits at the hand-over from handshake to upstream: a user with limits is admitted by
 // the primary (pod-wide counts) before its traffic goes anywhere; every admitted connection is
 // tracked so that a reload or a used-up quota can close it.
-import type { UserTable } from '../session/client-session.js';
+
 import type { UserRefusal } from '../session/events.js';
-import type { SessionHooks, Upstream } from '../session/ports.js';
+import type { SessionHooks, Upstream, UserTable } from '../session/ports.js';
 
 export interface UserDirectory {
   table(): UserTable;

@@ -1,4 +1,4 @@
-import { createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
@@ -23,7 +23,8 @@ import {
   serverHelloMac,
 } from '../../../proxy/src/fake-tls/server-hello.js';
 import { ProtocolError } from '../../../proxy/src/protocol/errors.js';
-import { ctrCipher, parseClientHeader, type RandomSource } from '../../../proxy/src/protocol/obfuscated2.js';
+import { ctrCipher, parseClientHeader } from '../../../proxy/src/protocol/obfuscated2.js';
+import { resign, seededRandom } from '../../support/test-bytes.js';
 import { hex, loadVectors } from '../../support/vectors.js';
 
 interface AcceptedVector {
@@ -80,17 +81,6 @@ const negative = (name: string) => hex(file.negative.find((n) => n.name === name
 const policyRow = (name: string) => hex(file.policy_dependent.find((n) => n.name === name)!.client_hello);
 
 /** Deterministic stand-in for crypto.randomBytes. */
-function seededRandom(seed: string): RandomSource {
-  let counter = 0;
-  return (size) => {
-    const out = Buffer.alloc(size);
-    for (let at = 0; at < size; at += 32) {
-      createHash('sha256').update(`${seed}/${counter++}`).digest().copy(out, at);
-    }
-    return out;
-  };
-}
-
 /** Feeds `bytes` to the detector the way a socket would deliver them, in pieces of `sizes`. */
 function detectInPieces(bytes: Buffer, sizes: number[]) {
   let received = Buffer.alloc(0);
@@ -324,16 +314,6 @@ describe('fake TLS: SNI and cipher suite', () => {
     expectRefused(validateClientHello(resigned, policy), 'bad-cipher-suite');
   });
 });
-
-/** Puts a valid MAC for `secret` and `timestamp` into any one-record hello. */
-function resign(hello: Buffer, secret: Buffer, timestamp: number): Buffer {
-  const out = Buffer.from(hello);
-  out.fill(0, 11, 43);
-  const mac = createHmac('sha256', secret).update(out).digest();
-  mac.writeUInt32LE((mac.readUInt32LE(28) ^ timestamp) >>> 0, 28);
-  mac.copy(out, 11);
-  return out;
-}
 
 describe('fake TLS: our stand-in client', () => {
   it('sends the classic 517-byte hello or a modern one of about 1.7 KB', () => {
