@@ -352,6 +352,9 @@ class ClientSession implements SessionHooks {
   }
 
   finish(reason: CloseReason): void {
+    // The user gate turns an authenticated client away before any upstream: a refusal, not a
+    // failed handshake.
+    if (reason === 'refused' && this.#phase !== 'relaying' && !this.#finished) this.#phase = 'refused';
     this.#finish(reason);
   }
 
