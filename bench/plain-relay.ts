@@ -4,10 +4,13 @@
 // check and no counters. Bytes are forwarded untouched, so the benchmark's clients send the
 // secretless header a DC expects and the echo DC answers them directly.
 //
+// Its workers get the same V8 young-generation bound as ours (proxy/src/process/worker-heap.ts).
+//
 // Environment: PORT, WORKERS (default 1), DC_PORT (the echo DC on 127.0.0.1).
 // Prints "plain relay listening" once every worker listens; exits, workers first, on SIGTERM.
 import cluster from 'node:cluster';
 import { connect, createServer, type Socket } from 'node:net';
+import { workerExecArgv } from '../proxy/src/process/worker-heap.js';
 
 const HEADER_LEN = 64;
 const IDLE_TIMEOUT_MS = 300_000;
@@ -59,6 +62,7 @@ function serve(client: Socket): void {
 }
 
 if (cluster.isPrimary) {
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   let listening = 0;
   for (let i = 0; i < workers; i++) {
     const worker = cluster.fork();

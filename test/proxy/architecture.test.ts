@@ -133,6 +133,23 @@ describe('the proxy source, as a newcomer reads it', () => {
     expect(offending).to.deep.equal([]);
   });
 
+  it('keeps the process core free of features: features register their IPC messages on it, not the reverse', () => {
+    const allowed = new Set(['process', 'log', 'timers']);
+    const offending = files
+      .filter((f) => folderOf(f.path) === 'process')
+      .flatMap((f) => f.local.filter((t) => !allowed.has(folderOf(t))).map((t) => `${f.path} -> ${t}`));
+    expect(offending).to.deep.equal([]);
+  });
+
+  it('keeps the plumbing at the bottom: log/, timers/ and protocol/ import no other folder', () => {
+    const offending = files
+      .filter((f) => ['log', 'timers', 'protocol'].includes(folderOf(f.path)))
+      .flatMap((f) =>
+        f.local.filter((t) => folderOf(t) !== folderOf(f.path)).map((t) => `${f.path} -> ${t}`),
+      );
+    expect(offending).to.deep.equal([]);
+  });
+
   it('keeps the codecs pure: protocol/ and the fake-TLS code the session uses open no socket, file or process', () => {
     const io = /^node:(net|tls|fs|fs\/promises|cluster|child_process|dgram|http|https|dns|worker_threads)$/;
     const sessionFiles = files.filter((f) => folderOf(f.path) === 'session');

@@ -84,8 +84,9 @@ const DEFAULT_MAX_BACKLOG = 1 << 20;
 const PAUSED_BY_MIDDLE = 1;
 const PAUSED_BY_CLIENT = 2;
 
-export class MiddleUpstream {
-  readonly #o: MiddleUpstreamOptions;
+export class MiddleUpstream implements BacklogHolder {
+  readonly #transport: Transport;
+  readonly #budget: BacklogBudget | undefined;
   readonly #sink: ClientSink;
   readonly #observer: MiddleObserver;
   readonly #reader: PacketReader;
@@ -95,16 +96,27 @@ export class MiddleUpstream {
   #header: ProxyReqHeader | undefined;
   #paused = 0;
   #closed = false;
-  /** What the middle-end connection calls for this client. */
-  readonly #handler: MiddleClientHandler = {
-    answer: (data) => this.#answer(data),
-    simpleAck: (token) => this.#simpleAck(token),
-    closed: (reason) => this.#closedByMiddle(reason),
-    drain: () => this.#unpause(PAUSED_BY_MIDDLE),
+
+  /** What the middle-end connection calls for a client: a class, so no closures are made per client. */
+  static readonly #Route = class implements MiddleClientHandler {
+    constructor(private readonly upstream: MiddleUpstream) {}
+    answer(data: Buffer): void {
+      this.upstream.#answer(data);
+    }
+    simpleAck(token: Buffer): void {
+      this.upstream.#simpleAck(token);
+    }
+    closed(reason: MiddleCloseReason): void {
+      this.upstream.#closedByMiddle(reason);
+    }
+    drain(): void {
+      this.upstream.#unpause(PAUSED_BY_MIDDLE);
+    }
   };
 
   private constructor(options: MiddleUpstreamOptions) {
-    this.#o = options;
+    this.#transport = options.transport;
+    this.#budget = options.budget;
     this.#sink = options.sink;
     this.#observer = options.observer ?? NULL_MIDDLE_OBSERVER;
     this.#reader = new PacketReader(options.transport);
@@ -122,7 +134,7 @@ export class MiddleUpstream {
     const upstream = new MiddleUpstream(options);
     const binding = await options.pool.acquire(
       options.dc,
-      upstream.#handler,
+      new MiddleUpstream.#Route(upstream),
       options.acquireTimeoutMs ?? 5000,
     );
     if (options.signal?.aborted) {
@@ -130,7 +142,7 @@ export class MiddleUpstream {
       binding.release();
       throw new Error('the client went away while waiting for a middle-end connection');
     }
-    upstream.#bound(binding);
+    upstream.#bound(binding, options);
     return upstream;
   }
 
@@ -192,7 +204,7 @@ export class MiddleUpstream {
     if (this.#closed) return;
     let frame: Buffer[];
     try {
-      frame = encodePacket(this.#o.transport, data, this.#random);
+      frame = encodePacket(this.#transport, data, this.#random);
     } catch {
       this.#fail('bad-answer');
       return;
@@ -204,7 +216,7 @@ export class MiddleUpstream {
   #simpleAck(token: Buffer): void {
     if (this.#closed) return;
     this.#observer.forwardedSimpleAck();
-    this.#toClient([encodeQuickAck(this.#o.transport, token)]);
+    this.#toClient([encodeQuickAck(this.#transport, token)]);
   }
 
   #closedByMiddle(reason: MiddleCloseReason): void {
@@ -213,15 +225,15 @@ export class MiddleUpstream {
     this.#sink.close(reason === 'close-ext' ? 'middle-closed' : 'middle-lost');
   }
 
-  #bound(binding: MiddleBinding): void {
+  #bound(binding: MiddleBinding, o: MiddleUpstreamOptions): void {
     this.#binding = binding;
     this.#header = new ProxyReqHeader({
       connId: binding.connId,
-      transport: this.#o.transport,
-      client: this.#o.client,
-      proxy: this.#o.proxy,
-      adTag: this.#o.adTag,
-      forwardPadFlag: this.#o.forwardPadFlag,
+      transport: o.transport,
+      client: o.client,
+      proxy: o.proxy,
+      adTag: o.adTag,
+      forwardPadFlag: o.forwardPadFlag,
     });
     if (this.#closed || !binding.open) {
       // The client left, or the connection was lost, while we waited for the binding.
@@ -240,22 +252,19 @@ export class MiddleUpstream {
       this.#fail('flood');
       return;
     }
-    this.#o.budget?.grew(this.#holder);
+    this.#budget?.grew(this);
   }
 
-  /** This client as the worker's backlog budget sees it. */
-  readonly #holder: BacklogHolder = ((self: MiddleUpstream): BacklogHolder => ({
-    get backlog() {
-      return self.#sink.backlog;
-    },
-    get closed() {
-      return self.#closed;
-    },
-    shed() {
-      self.#observer.clientFlooded();
-      self.#fail('flood');
-    },
-  }))(this);
+  /** Bytes written to the client and not yet on the wire (for the worker's backlog budget). */
+  get backlog(): number {
+    return this.#sink.backlog;
+  }
+
+  /** Closed by the worker's backlog budget, as a flood. */
+  shed(): void {
+    this.#observer.clientFlooded();
+    this.#fail('flood');
+  }
 
   /** Close from our side: RPC_CLOSE_CONN to the middle-end, then the client. */
   #fail(reason: MiddleUpstreamCloseReason): void {

@@ -109,15 +109,37 @@ function targetKey(t: HostPort): string {
   return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
 }
 
-/** One client's place on a middle-end connection: its conn id and the way to send. */
-export class MiddleBinding {
+/**
+ * One client's place on a middle-end connection: its conn id and the way to send. It is also what
+ * the connection calls for that client (it notes its own end, then passes each call on), so a
+ * binding costs one object and no closures.
+ */
+export class MiddleBinding implements MiddleClientHandler {
   #released = false;
 
   constructor(
     readonly connId: ConnId,
     readonly connection: MiddleProxyConnection,
+    private readonly handler: MiddleClientHandler,
     private readonly onRelease: (b: MiddleBinding, tellMiddleEnd: boolean) => void,
   ) {}
+
+  answer(data: Buffer, flags: number): void {
+    this.handler.answer(data, flags);
+  }
+
+  simpleAck(token: Buffer): void {
+    this.handler.simpleAck(token);
+  }
+
+  drain(): void {
+    this.handler.drain();
+  }
+
+  closed(reason: MiddleCloseReason): void {
+    this.ended();
+    this.handler.closed(reason);
+  }
 
   get target(): string {
     return this.connection.target;
@@ -326,16 +348,8 @@ export class MiddleProxyPool {
 
   #bindTo(t: Target, connection: MiddleProxyConnection, handler: MiddleClientHandler): MiddleBinding {
     const connId = this.#newConnId(connection);
-    const binding = new MiddleBinding(connId, connection, (b, tell) => this.#released(t, b, tell));
-    connection.bind(connId, {
-      answer: (data, flags) => handler.answer(data, flags),
-      simpleAck: (token) => handler.simpleAck(token),
-      drain: () => handler.drain(),
-      closed: (reason: MiddleCloseReason) => {
-        binding.ended();
-        handler.closed(reason);
-      },
-    });
+    const binding = new MiddleBinding(connId, connection, handler, (b, tell) => this.#released(t, b, tell));
+    connection.bind(connId, binding);
     this.#observer.clientBound();
     this.#grow(t);
     return binding;

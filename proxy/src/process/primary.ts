@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../log/logger.js';
 import { type Dropped, type Message, type MessageKind, MessageRouter } from './ipc.js';
 import { DRAIN, LISTEN_FAILED, LISTENING, START } from './lifecycle-messages.js';
+import { workerExecArgv } from './worker-heap.js';
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
@@ -132,6 +133,7 @@ export function runPrimary<S>(options: PrimaryOptions<S>, ipc: PrimaryIpc): Prim
   });
   ipc.onWorkerExit((worker) => listening.delete(worker));
 
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const fork = (): Promise<void> => {
     const worker = cluster.fork();
     const link = new ClusterWorkerLink(worker);

@@ -43,7 +43,8 @@ export class PacketReader {
   readonly #queue: Buffer[] = [];
   #pos = 0;
   #queued = 0;
-  readonly #head = Buffer.alloc(4);
+  /** A frame header split across reads, only while it is (4 bytes at most). */
+  #head: Buffer | undefined;
   #headLen = 0;
   #headNeed = 0;
   #framed = false;
@@ -116,12 +117,15 @@ export class PacketReader {
       this.#headNeed = need;
     }
     const take = Math.min(this.#headNeed - this.#headLen, chunk.length - pos);
+    this.#head ??= Buffer.allocUnsafe(4);
     chunk.copy(this.#head, this.#headLen, pos, pos + take);
     this.#headLen += take;
     this.#consume(take);
     if (this.#headLen === this.#headNeed) {
+      const head = this.#head;
       this.#headLen = 0;
-      this.#decodeHeader(this.#head, 0);
+      this.#head = undefined;
+      this.#decodeHeader(head, 0);
     }
   }
 

@@ -32,6 +32,7 @@ import type {
   Upstream,
   UserTable,
 } from './ports.js';
+import { SocketOwner } from './socket-owner.js';
 
 export interface SessionDeps {
   /** Read at each handshake, so a reload applies to new connections only. */
@@ -130,7 +131,24 @@ function tlsFraming(
   };
 }
 
-class ClientSession {
+/**
+ * The session's socket listeners and timer callbacks are shared by every connection (an idle
+ * connection costs what it keeps; socket-owner.ts), and the session itself is the upstream's
+ * SessionHooks: no closure is made per connection.
+ */
+const SESSION = new SocketOwner<ClientSession>('client session');
+const UPSTREAM = new SocketOwner<ClientSession>('client session upstream');
+const onClientError = SESSION.listener((session) => session.socketError('client'));
+const onClientClose = SESSION.listener((session) => session.socketClosed('client'));
+const onClientEnd = SESSION.listener((session) => session.halfClosed());
+const onClientData = SESSION.listener((session, chunk: Buffer) => session.bytes(chunk));
+const onIdle = SESSION.listener((session) => session.finish('idle'));
+const onUpstreamError = UPSTREAM.listener((session) => session.socketError('upstream'));
+const onUpstreamClose = UPSTREAM.listener((session) => session.socketClosed('upstream'));
+const onTimer = (session: ClientSession): void => session.timeout();
+const onHoldOver = (session: ClientSession): void => session.finish('handshake-failed');
+
+class ClientSession implements SessionHooks {
   readonly #client: Socket;
   readonly #deps: SessionDeps;
   /** Until the handshake is decided; dropped with everything it read. */
@@ -159,12 +177,11 @@ class ClientSession {
     const client = this.#client;
     const deps = this.#deps;
     client.setNoDelay(true);
-    client.on('error', () => {
-      this.#errorSide ??= 'client';
-    });
-    client.on('close', () => this.#finish(this.#errorSide === 'client' ? 'client-error' : 'client-closed'));
-    client.on('end', this.#onEnd);
-    this.#timer = setTimeout(this.#onTimeout, deps.handshakeTimeoutMs);
+    SESSION.own(client, this);
+    client.on('error', onClientError);
+    client.on('close', onClientClose);
+    client.on('end', onClientEnd);
+    this.#timer = setTimeout(onTimer, deps.handshakeTimeoutMs, this);
     this.#run(this.#machine!.start());
     if (this.#finished) return; // refused by the per-address limit
     this.#leaveUnidentified = deps.unidentified?.enter(() => {
@@ -173,7 +190,7 @@ class ClientSession {
     });
     if (deps.mask !== undefined) {
       const deadline = Math.min(deps.unidentifiedDeadlineMs ?? 1000, deps.handshakeTimeoutMs);
-      this.#unidentifiedTimer = setTimeout(this.#onTimeout, deadline);
+      this.#unidentifiedTimer = setTimeout(onTimer, deadline, this);
     }
   }
 
@@ -233,19 +250,28 @@ class ClientSession {
 
   #read(on: boolean): void {
     if (on && !this.#reading) {
-      this.#client.on('data', this.#onData);
+      this.#client.on('data', onClientData);
       this.#client.resume();
     } else if (!on && this.#reading) {
       this.#client.pause();
-      this.#client.off('data', this.#onData);
+      this.#client.off('data', onClientData);
     }
     this.#reading = on;
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  /** The client's bytes while the driver reads them (the handshake, or holding). */
+  bytes(chunk: Buffer): void {
     // Holding: read and discard.
     if (this.#phase === 'handshake') this.#feed({ kind: 'bytes', chunk });
-  };
+  }
+
+  socketError(side: 'client' | 'upstream'): void {
+    this.#errorSide ??= side;
+  }
+
+  socketClosed(side: 'client' | 'upstream'): void {
+    this.#finish(this.#errorSide === side ? `${side}-error` : `${side}-closed`);
+  }
 
   /**
    * The client is paused while the shared replay cache answers. A guard that fails instead of
@@ -308,17 +334,31 @@ class ClientSession {
       user,
     };
     this.#abort = new AbortController();
-    const hooks: SessionHooks = {
-      signal: this.#abort.signal,
-      observer: deps.observer,
-      random: deps.random,
-      established: (upstream) => this.#onEstablished(upstream),
-      finish: (reason) => this.#finish(reason),
-    };
-    deps.upstream.start(link, hooks);
+    deps.upstream.start(link, this);
   }
 
-  #onEstablished(upstream: Socket | undefined): void {
+  // --- SessionHooks, for the upstream ----------------------------------------------------------
+
+  get signal(): AbortSignal {
+    return this.#abort!.signal;
+  }
+
+  get observer(): SessionObserver {
+    return this.#deps.observer;
+  }
+
+  get random(): RandomSource {
+    return this.#deps.random;
+  }
+
+  finish(reason: CloseReason): void {
+    // The user gate turns an authenticated client away before any upstream: a refusal, not a
+    // failed handshake.
+    if (reason === 'refused' && this.#phase !== 'relaying' && !this.#finished) this.#phase = 'refused';
+    this.#finish(reason);
+  }
+
+  established(upstream: Socket | undefined): void {
     if (this.#finished) {
       upstream?.destroy();
       return;
@@ -328,14 +368,12 @@ class ClientSession {
     this.#timer = undefined;
     if (upstream !== undefined) {
       this.#upstream = upstream;
-      upstream.on('error', () => {
-        this.#errorSide ??= 'upstream';
-      });
-      upstream.on('close', () =>
-        this.#finish(this.#errorSide === 'upstream' ? 'upstream-error' : 'upstream-closed'),
-      );
+      UPSTREAM.own(upstream, this);
+      upstream.on('error', onUpstreamError);
+      upstream.on('close', onUpstreamClose);
     }
-    this.#client.setTimeout(this.#deps.idleTimeoutMs, () => this.#finish('idle'));
+    this.#client.setTimeout(this.#deps.idleTimeoutMs);
+    this.#client.on('timeout', onIdle);
   }
 
   // --- failures --------------------------------------------------------------------------------
@@ -377,10 +415,11 @@ class ClientSession {
     this.#machine = undefined;
     clearTimeout(this.#timer);
     this.#read(true);
-    this.#timer = setTimeout(() => this.#finish('handshake-failed'), ms);
+    this.#timer = setTimeout(onHoldOver, ms, this);
   }
 
-  readonly #onTimeout = (): void => {
+  /** The handshake deadline, or the deadline for staying unidentified. */
+  timeout(): void {
     switch (this.#phase) {
       case 'handshake':
         this.#feed(TIMEOUT);
@@ -393,9 +432,10 @@ class ClientSession {
       default:
         return; // established, masked or held: other clocks run
     }
-  };
+  }
 
-  readonly #onEnd = (): void => {
+  /** The client half-closed its side. */
+  halfClosed(): void {
     switch (this.#phase) {
       case 'handshake':
         this.#feed(HALF_CLOSED);
@@ -408,7 +448,7 @@ class ClientSession {
       default:
         this.#finish('client-closed');
     }
-  };
+  }
 
   #finish(reason: CloseReason): void {
     if (this.#finished) return;

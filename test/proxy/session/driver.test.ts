@@ -31,12 +31,16 @@ function observer(seen: Seen): SessionObserver {
   };
 }
 
-async function listen(replay: ReplayGuard, seen: Seen): Promise<{ server: Server; port: number }> {
+async function listen(
+  replay: ReplayGuard,
+  seen: Seen,
+  endAs: 'upstream-closed' | 'refused' = 'upstream-closed',
+): Promise<{ server: Server; port: number }> {
   const upstream: Upstream = {
     canServe: () => true,
     start: (link, hooks) => {
       seen.accepted.push(link);
-      hooks.finish('upstream-closed');
+      hooks.finish(endAs);
     },
   };
   const deps: SessionDeps = {
@@ -102,6 +106,19 @@ describe('the session driver when the replay guard misbehaves', () => {
       await client.waitForClose(3000);
       expect(seen.failures).to.deep.equal([]);
       expect(seen.accepted.map((link) => link.user)).to.deep.equal(['secret1']);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a client its user limits turn away before any upstream is counted as refused, not as a failed handshake', async () => {
+    const seen: Seen = { failures: [], accepted: [], closed: [] };
+    const { server, port } = await listen({ check: () => 'fresh' }, seen, 'refused');
+    try {
+      const client = await Obfs2Client.connect({ port, secret: SECRET, timeoutMs: 3000 });
+      await client.waitForClose(3000);
+      expect(seen.failures).to.deep.equal([]);
+      expect(seen.closed).to.deep.equal(['refused']);
     } finally {
       server.close();
     }
