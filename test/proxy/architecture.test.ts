@@ -179,3 +179,51 @@ describe('the proxy source, as a newcomer reads it', () => {
     expect(impure).to.deep.equal([]);
   });
 });
+
+describe('the shipped source, as a newcomer reads it', () => {
+  /** Exports kept although only tests read them, and why. */
+  const KEPT: Record<string, string> = {
+    TL_HTTP_QUERY_INFO:
+      'a constant of the middle-end protocol, pinned next to the others; only the stand-in middle-end sends it',
+    PERMISSIVE_POLICY: 'the operator policy for a single-tenant cluster, documented as such',
+  };
+
+  function tsFiles(dir: string): string[] {
+    const out: string[] = [];
+    const walk = (d: string): void => {
+      for (const name of readdirSync(join(repo, d)).sort()) {
+        if (name === 'node_modules' || name.startsWith('.')) continue;
+        const path = posix.join(d, name);
+        if (statSync(join(repo, path)).isDirectory()) walk(path);
+        else if (path.endsWith('.ts')) out.push(path);
+      }
+    };
+    walk(dir);
+    return out;
+  }
+
+  it('holds only what the proxy and the operator run: no export is there for the tests alone', () => {
+    const shipped = [...tsFiles('proxy/src'), ...tsFiles('operator/src')];
+    const production = [...shipped, ...tsFiles('scripts')];
+    const testing = [...tsFiles('test'), ...tsFiles('bench')];
+    const text = new Map([...production, ...testing].map((f) => [f, readFileSync(join(repo, f), 'utf8')]));
+    const testOnly: string[] = [];
+    let exportsSeen = 0;
+    for (const file of shipped) {
+      const own = text.get(file)!;
+      for (const m of own.matchAll(
+        /^export (?:async )?(?:function\*? |const |let |class )([A-Za-z_$][\w$]*)/gm,
+      )) {
+        exportsSeen++;
+        const name = m[1]!;
+        const word = new RegExp(`\\b${name.replace(/\$/g, '\\$')}\\b`);
+        const usedInOwnFile = (own.match(new RegExp(word.source, 'g')) ?? []).length > 1;
+        if (usedInOwnFile || production.some((f) => f !== file && word.test(text.get(f)!))) continue;
+        if (name in KEPT) continue;
+        if (testing.some((f) => word.test(text.get(f)!))) testOnly.push(`${file}: ${name}`);
+      }
+    }
+    expect(exportsSeen).to.be.greaterThan(200);
+    expect(testOnly, 'move these to test/support (the other side of a protocol) or bench/').to.deep.equal([]);
+  });
+});

@@ -58,7 +58,6 @@ export class KubeRequestAbortedError extends Error {
 
 export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 404;
 export const isConflict = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 409;
-export const isForbidden = (err: unknown): boolean => err instanceof KubeApiError && err.statusCode === 403;
 
 /** Where each kind we touch lives in the API. */
 const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {

@@ -398,7 +398,3 @@ export async function readAdTagSecret(
   }
   return { ok: true, value: value.toLowerCase() };
 }
-
-export function secretsSourceName(mtp: MTProxy, settings: ProxySettings): string {
-  return settings.secrets.kind === 'existing' ? settings.secrets.name : childNames(mtp.metadata.name).secrets;
-}
