@@ -26,11 +26,11 @@ async function connectDirect(deps: DirectDeps, link: ClientLink, session: Sessio
   try {
     upstream = await dial(targets, deps.connectTimeoutMs, session.signal);
   } catch {
-    if (!session.signal.aborted) session.observer.upstreamFailed(header.dc);
+    if (!session.ended) session.observer.upstreamFailed(header.dc);
     session.finish('upstream-unreachable');
     return;
   }
-  if (session.signal.aborted) {
+  if (session.ended) {
     upstream.destroy();
     return;
   }

@@ -69,13 +69,13 @@ async function openMiddle(deps: MiddleAdapterDeps, link: ClientLink, session: Se
       sink: client,
     });
   } catch {
-    if (!session.signal.aborted) {
+    if (!session.ended) {
       session.observer.upstreamFailed(header.dc);
       session.finish('upstream-unreachable');
     }
     return;
   }
-  if (session.signal.aborted) {
+  if (session.ended) {
     upstream.close();
     return;
   }

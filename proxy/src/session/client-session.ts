@@ -158,6 +158,8 @@ class ClientSession implements SessionHooks {
   #release: (() => void) | undefined;
   #upstream: Socket | undefined;
   #abort: AbortController | undefined;
+  /** What upstreams asked to run when the session ends (SessionHooks.onEnd). */
+  #onEnd: (() => void) | undefined;
   /** The handshake deadline; once the connection is held, the moment it is closed. */
   #timer: NodeJS.Timeout | undefined;
   #unidentifiedTimer: NodeJS.Timeout | undefined;
@@ -333,14 +335,35 @@ class ClientSession implements SessionHooks {
       peer: this.#peer ?? this.#socketPeer(),
       user,
     };
-    this.#abort = new AbortController();
     deps.upstream.start(link, this);
   }
 
   // --- SessionHooks, for the upstream ----------------------------------------------------------
 
+  /** Made when an upstream first asks, dropped once traffic flows: no controller per idle relay. */
   get signal(): AbortSignal {
-    return this.#abort!.signal;
+    this.#abort ??= new AbortController();
+    if (this.#finished) this.#abort.abort(SESSION_OVER);
+    return this.#abort.signal;
+  }
+
+  get ended(): boolean {
+    return this.#finished;
+  }
+
+  onEnd(listener: () => void): void {
+    if (this.#finished) {
+      listener();
+      return;
+    }
+    const before = this.#onEnd;
+    this.#onEnd =
+      before === undefined
+        ? listener
+        : () => {
+            before();
+            listener();
+          };
   }
 
   get observer(): SessionObserver {
@@ -364,6 +387,8 @@ class ClientSession implements SessionHooks {
       return;
     }
     this.#phase = 'relaying';
+    // Dialling and binding are over; what lasts the relay's life uses onEnd.
+    this.#abort = undefined;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (upstream !== undefined) {
@@ -461,6 +486,10 @@ class ClientSession implements SessionHooks {
     this.#identified();
     clearTimeout(this.#timer);
     this.#abort?.abort(SESSION_OVER);
+    this.#abort = undefined;
+    const onEnd = this.#onEnd;
+    this.#onEnd = undefined;
+    onEnd?.();
     this.#client.destroy();
     this.#upstream?.destroy();
     this.#release?.();

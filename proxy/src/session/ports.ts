@@ -43,8 +43,15 @@ export interface ClientLink {
 
 /** What an upstream may do with the session it serves. */
 export interface SessionHooks {
-  /** Aborted when the session is over (client gone, deadline): stop dialling, let go. */
+  /**
+   * Aborted when the session is over (client gone, deadline): for the wait before `established`
+   * (dialling, binding). A relayed connection keeps no AbortController; use `onEnd` for its life.
+   */
   readonly signal: AbortSignal;
+  /** Whether the session is over. */
+  readonly ended: boolean;
+  /** Calls `listener` once when the session ends (at once if it has ended). */
+  onEnd(listener: () => void): void;
   readonly observer: SessionObserver;
   readonly random: RandomSource;
   /**

@@ -46,7 +46,7 @@ export class UserGate {
             session.finish('refused');
             return;
           }
-          if (session.signal.aborted) {
+          if (session.ended) {
             this.#directory.release(user, ip);
             return;
           }
@@ -77,15 +77,11 @@ export class UserGate {
     }
     set.add(session);
     this.#counters.userCurrent(user, 1);
-    session.signal.addEventListener(
-      'abort',
-      () => {
-        set.delete(session);
-        if (set.size === 0) this.#open.delete(user);
-        this.#counters.userCurrent(user, -1);
-        if (admittedIp !== undefined) this.#directory.release(user, admittedIp);
-      },
-      { once: true },
-    );
+    session.onEnd(() => {
+      set.delete(session);
+      if (set.size === 0) this.#open.delete(user);
+      this.#counters.userCurrent(user, -1);
+      if (admittedIp !== undefined) this.#directory.release(user, admittedIp);
+    });
   }
 }

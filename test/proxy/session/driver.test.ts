@@ -123,4 +123,49 @@ describe('the session driver when the replay guard misbehaves', () => {
       server.close();
     }
   });
+
+  it('an upstream learns once that a relayed session ended, after the client leaves', async () => {
+    const ends: boolean[] = [];
+    let hooksSeen: { ended: boolean } | undefined;
+    const seen: Seen = { failures: [], accepted: [], closed: [] };
+    const upstream: Upstream = {
+      canServe: () => true,
+      start: (link, hooks) => {
+        seen.accepted.push(link);
+        hooksSeen = hooks;
+        hooks.established();
+        hooks.onEnd(() => ends.push(hooks.ended));
+      },
+    };
+    const deps: SessionDeps = {
+      users: () => ({ secrets: [SECRET], names: ['secret1'] }),
+      modes: new Set(['classic', 'secure']),
+      fakeTls: undefined,
+      proxyProtocol: 'off',
+      replay: { check: () => 'fresh' },
+      admit: () => () => {},
+      mask: undefined,
+      upstream,
+      handshakeTimeoutMs: 400,
+      idleTimeoutMs: 5000,
+      random: randomBytes,
+      observer: observer(seen),
+    };
+    const server = createServer({ allowHalfOpen: true }, sessionServer(deps));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    try {
+      const client = await Obfs2Client.connect({ port: address.port, secret: SECRET, timeoutMs: 3000 });
+      for (let i = 0; i < 100 && seen.accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(hooksSeen?.ended).to.equal(false);
+      expect(ends).to.deep.equal([]);
+      await client.close();
+      for (let i = 0; i < 100 && ends.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ends).to.deep.equal([true]);
+      expect(seen.closed).to.deep.equal(['client-closed']);
+    } finally {
+      server.close();
+    }
+  });
 });
