@@ -47,7 +47,8 @@ export interface ServerHelloParams {
   readonly keyShare?: Buffer;
   /**
    * The ServerHello's extensions in order, bodies included (a site profile's layout, see
-   * fake-tls/answer-shape.ts); key_share (x25519, `keyShare`) then supported_versions when omitted.
+   * answerLayout in site-profile.ts); key_share (x25519, `keyShare`) then supported_versions
+   * when omitted.
    */
   readonly extensions?: readonly HelloExtension[];
   /** Size of the noise record, 1..16384; randomPayloadLength(random) when omitted. */

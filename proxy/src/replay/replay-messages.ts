@@ -19,7 +19,7 @@ export const REPLAY_ANSWER = messageKind('replay-answer', {
 export type ReplayRequest = MessageOf<typeof REPLAY_CHECK>;
 export type ReplayAnswer = MessageOf<typeof REPLAY_ANSWER>;
 
-/** The replay cache shared across pods (state/store-replay.ts), behind this pod's own. */
+/** The replay cache shared across pods (replay/store-replay.ts), behind this pod's own. */
 export interface SharedReplayStore {
   /** Claims a fingerprint this pod's cache found fresh; 'replay' when another proxy had it. */
   claim(lo: number, hi: number): Promise<ReplayVerdict>;
