@@ -201,7 +201,6 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';
   }
-  Object.assign(env, options.extraEnv);
   if (options.middle?.secret !== undefined) {
     // Telegram's two files, as local files: the secret and a config sending every DC to the echo.
     const secretFile = join(dataDir, 'proxy-secret');
