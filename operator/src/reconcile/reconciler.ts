@@ -583,27 +583,17 @@ export class Reconciler {
     // Removal of switched-off children happens when the spec changed; nothing else creates them,
     // and only our own objects are removed (a PDB or ServiceMonitor of that name may be someone else's).
     const specChanged = mtp.status?.observedGeneration !== mtp.metadata.generation;
+    const removeIfOurs = (apiVersion: string, kind: string, name: string) =>
+      client.deleteIfOwned({ apiVersion, kind, namespace: ns, name });
 
     if (s.metrics.enabled) await client.apply(renderMetricsService(mtp, names.metricsService, s));
     else if (this.deps.services.get(names.metricsService, ns)) {
-      await client.deleteIfOwned({
-        apiVersion: 'v1',
-        kind: 'Service',
-        namespace: ns,
-        name: names.metricsService,
-      });
+      await removeIfOurs('v1', 'Service', names.metricsService);
     }
 
     const pdb = renderPodDisruptionBudget(mtp, names.pdb, s);
     if (pdb) await client.apply(pdb);
-    else if (specChanged) {
-      await client.deleteIfOwned({
-        apiVersion: 'policy/v1',
-        kind: 'PodDisruptionBudget',
-        namespace: ns,
-        name: names.pdb,
-      });
-    }
+    else if (specChanged) await removeIfOurs('policy/v1', 'PodDisruptionBudget', names.pdb);
 
     const sm = renderServiceMonitor(mtp, names.serviceMonitor, s);
     if (!sm && !specChanged) return;
@@ -619,14 +609,7 @@ export class Reconciler {
       return;
     }
     if (sm) await client.apply(sm);
-    else {
-      await client.deleteIfOwned({
-        apiVersion: SERVICE_MONITOR_API,
-        kind: 'ServiceMonitor',
-        namespace: ns,
-        name: names.serviceMonitor,
-      });
-    }
+    else await removeIfOurs(SERVICE_MONITOR_API, 'ServiceMonitor', names.serviceMonitor);
   }
 
   async #writeBlocked(
