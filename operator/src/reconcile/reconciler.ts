@@ -146,7 +146,7 @@ export class Reconciler {
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
       const reason = err instanceof PolicyError ? 'NotAllowed' : 'InvalidSpec';
-      if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+      if (specUnobserved(mtp)) {
         await this.deps.events.record(mtp, 'Warning', reason, err.message);
       }
       await this.#writeBlocked(mtp, reason, err.message);
@@ -517,7 +517,7 @@ export class Reconciler {
     switch (s.sharedState.kind) {
       case 'none':
         if (!s.quotasPerPod) return undefined;
-        if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+        if (specUnobserved(mtp)) {
           await this.deps.events.record(mtp, 'Warning', 'QuotasPerPod', QUOTAS_PER_POD);
         }
         return { status: 'False', reason: 'QuotasPerPod', message: QUOTAS_PER_POD };
@@ -582,7 +582,7 @@ export class Reconciler {
     const names = childNames(mtp.metadata.name);
     // Removal of switched-off children happens when the spec changed; nothing else creates them,
     // and only our own objects are removed (a PDB or ServiceMonitor of that name may be someone else's).
-    const specChanged = mtp.status?.observedGeneration !== mtp.metadata.generation;
+    const specChanged = specUnobserved(mtp);
     const removeIfOurs = (apiVersion: string, kind: string, name: string) =>
       client.deleteIfOwned({ apiVersion, kind, namespace: ns, name });
 
@@ -650,6 +650,14 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
   const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
   return ak.length === bk.length && ak.every((k) => sameJson(ao[k], bo[k]));
+}
+
+/**
+ * The spec changed since status last described it: warnings about the spec are recorded then
+ * (once per change, not at every resync), and switched-off children are looked for then.
+ */
+function specUnobserved(mtp: MTProxy): boolean {
+  return mtp.status?.observedGeneration !== mtp.metadata.generation;
 }
 
 /** The daily roll's next look, as a result. */
