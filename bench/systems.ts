@@ -185,8 +185,6 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     IP_DETECT_URLS: '',
     DATA_DIR: dataDir,
     STATS_PORT: String(statsPort),
-    NODE: process.execPath,
-    BENCH_BUILD: BUILD,
     STATS_BIND: '127.0.0.1',
     METRICS_PORT: String(metricsPort),
     METRICS_BIND: '127.0.0.1',
