@@ -30,8 +30,24 @@ export async function startMaskedProxy(env: Record<string, string>): Promise<Mas
     });
     return { dc, mask, proxy };
   } catch (err) {
-    await mask?.stop();
-    await dc.stop();
+    await stopMaskedProxy({ mask, dc });
     throw err;
   }
+}
+
+/**
+ * Stops what of a masked proxy is running, the proxy first: a suite's `after` passes whatever its
+ * `before` got to start. Every part is stopped even if an earlier one fails; the first failure is
+ * passed on then.
+ */
+export async function stopMaskedProxy(parts: Partial<MaskedProxy>): Promise<void> {
+  const failures: unknown[] = [];
+  for (const part of [parts.proxy, parts.mask, parts.dc]) {
+    try {
+      await part?.stop();
+    } catch (err) {
+      failures.push(err);
+    }
+  }
+  if (failures.length > 0) throw failures[0];
 }

@@ -5,7 +5,7 @@ import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import { MASK_PLAIN_ANSWER, MASK_TLS_BODY, type MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { freePort, type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -56,11 +56,7 @@ describe('fake TLS (ee) with masking: clients get through, probers see the mask 
       HANDSHAKE_TIMEOUT: '2',
     }));
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('prints only ee links, with the first domain after the secret', () => {
     const out = proxy.output();

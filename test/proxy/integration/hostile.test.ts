@@ -9,7 +9,7 @@ import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import type { ProxyProcess } from '../../support/proxy-process.js';
@@ -111,11 +111,7 @@ describe('hostile input: the proxy outlasts garbage, trickles, floods and replay
     baselineRss = await workersRss(proxy);
     expect(baselineRss).to.be.above(0);
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('random bytes of any size are masked or closed, never answered by the proxy itself', async () => {
     const sizes = Array.from({ length: 40 }, (_, i) => 1 + ((i * 997) % 4000));

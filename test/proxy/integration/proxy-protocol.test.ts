@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -131,11 +131,7 @@ describe('PROXY_PROTOCOL=auto with fake TLS and masking', function () {
       HANDSHAKE_TIMEOUT: '2',
     }));
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('an ee client behind a v2 header, and a dd client with no header, both get through', async () => {
     const v2 = formatProxyHeaderV2(
