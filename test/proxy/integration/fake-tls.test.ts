@@ -4,7 +4,12 @@ import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
-import { MASK_PLAIN_ANSWER, MASK_TLS_BODY, type MaskServer } from '../../support/mask-server.js';
+import {
+  MASK_PLAIN_ANSWER,
+  MASK_TLS_BODY,
+  type MaskServer,
+  maskReceived,
+} from '../../support/mask-server.js';
 import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
@@ -27,12 +32,6 @@ async function metrics(proxy: ProxyProcess): Promise<string> {
 }
 
 /** Waits until the mask site has a connection that received exactly `bytes`. */
-function maskReceived(mask: MaskServer, bytes: Buffer, since: number): Promise<true> {
-  return eventually(async () =>
-    mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined,
-  );
-}
-
 async function echoes(client: FakeTlsClient | Obfs2Client, sizes: readonly number[]): Promise<void> {
   for (const size of sizes) {
     const p = payload(size);

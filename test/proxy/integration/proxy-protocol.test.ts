@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
-import type { MaskServer } from '../../support/mask-server.js';
+import { type MaskServer, maskReceived } from '../../support/mask-server.js';
 import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
@@ -159,9 +159,7 @@ describe('PROXY_PROTOCOL=auto with fake TLS and masking', function () {
       until: 'mask-site',
       timeoutMs: 3_000,
     });
-    await eventually(async () =>
-      mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined,
-    );
+    await maskReceived(mask, bytes, since);
   });
 
   it('a malformed v2 header is closed at once and never reaches the mask site', async () => {

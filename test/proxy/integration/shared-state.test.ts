@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { eventually, httpGet, sample } from '../../support/http-get.js';
 import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
+import { expectMasked } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
-import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
 import { type RedisServer, startRedis } from '../../support/redis-server.js';
 import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
@@ -45,15 +45,6 @@ async function refused(port: number, secret: string): Promise<boolean> {
     await c.close();
     return false;
   }
-}
-
-async function masked(proxy: ProxyProcess, mask: MaskServer, bytes: Buffer): Promise<void> {
-  const since = mask.connections.length;
-  await probe(proxy.port, bytes, { timeoutMs: 2_000 });
-  await eventually(
-    async () => (mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined),
-    5_000,
-  );
 }
 
 describe('shared state: two proxies and one redis-server behave as one proxy', function () {
@@ -112,7 +103,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     const client = await echo(a.port, ALICE);
     await client.close();
     const dcBefore = dc.stats.connections;
-    await masked(b, mask, client.header);
+    await expectMasked(b, mask, client.header, 2_000);
     expect(dc.stats.connections).to.equal(dcBefore);
   });
 
@@ -185,7 +176,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     // Replays: the local cache only (STATE_REPLAY_FALLBACK=local); a real client still gets through.
     const client = await echo(a.port, ALICE);
     await client.close();
-    await masked(a, mask, client.header);
+    await expectMasked(a, mask, client.header, 2_000);
     expect(sample(await metrics(a), 'mtproxy_state_fallbacks_total{protection="replay"}')).to.be.at.least(1);
     // Limits: each proxy allows its share, ceil(1 / 2) = 1.
     const limited = await echo(a.port, LIMITED);
@@ -207,7 +198,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     );
     const again = await echo(a.port, ALICE);
     await again.close();
-    await masked(b, mask, again.header);
+    await expectMasked(b, mask, again.header, 2_000);
   });
 });
 
