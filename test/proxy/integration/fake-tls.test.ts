@@ -3,7 +3,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import {
   MASK_PLAIN_ANSWER,
   MASK_TLS_BODY,
@@ -25,10 +25,6 @@ function payload(size: number): Buffer {
   const p = randomBytes(size);
   p.writeUInt32LE(0x01020304, 0);
   return p;
-}
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
 }
 
 /** Waits until the mask site has a connection that received exactly `bytes`. */

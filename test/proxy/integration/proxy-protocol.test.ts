@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import { type MaskServer, maskReceived } from '../../support/mask-server.js';
 import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
@@ -23,10 +23,6 @@ async function echo(client: Obfs2Client | FakeTlsClient): Promise<void> {
   p.writeUInt32LE(0x01020304, 0);
   client.send(p);
   expect((await client.receive()).payload.equals(p)).to.equal(true);
-}
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
 }
 
 describe('behind a load balancer speaking PROXY protocol v1, with one connection per client address', function () {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
 import { expectMasked } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
@@ -18,10 +18,6 @@ import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';
 const KEY = Buffer.from(ALICE, 'hex');
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 /** Sends `hello` and closes at once, as a flooder does; resolves when the bytes are written. */
 function fireAndForget(port: number, hello: Buffer): Promise<void> {

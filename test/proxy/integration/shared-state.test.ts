@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
 import { expectMasked } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
@@ -19,10 +19,6 @@ import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
 const ALICE = '00112233445566778899aabbccddeeff';
 const LIMITED = 'ffeeddccbbaa99887766554433221100';
 const METERED = '0123456789abcdef0123456789abcdef';
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 async function echo(port: number, secret: string, size = 16): Promise<Obfs2Client> {
   const c = await Obfs2Client.connect({ port, secret: Buffer.from(secret, 'hex') });

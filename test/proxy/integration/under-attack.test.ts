@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, httpGet, metrics, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
 import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
@@ -19,10 +19,6 @@ import type { StandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';
 const KEY = Buffer.from(ALICE, 'hex');
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 /** mtproxy_handshakes_total of one failure reason. */
 function handshakes(text: string, result: string): number {
