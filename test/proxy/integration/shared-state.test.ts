@@ -30,6 +30,23 @@ async function echo(port: number, secret: string, size = 16): Promise<Obfs2Clien
   return c;
 }
 
+/** Resolves once a client with `secret` gets an echo through (and closes again); throws after `timeoutMs`. */
+function getsThroughSoon(port: number, secret: string, timeoutMs?: number, stepMs?: number): Promise<true> {
+  return eventually(
+    async () => {
+      try {
+        const c = await echo(port, secret);
+        await c.close();
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    timeoutMs,
+    stepMs,
+  );
+}
+
 /** True when the proxy closes the client without relaying. */
 async function refused(port: number, secret: string): Promise<boolean> {
   const c = await Obfs2Client.connect({ port, secret: Buffer.from(secret, 'hex') });
@@ -107,15 +124,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     const first = await echo(a.port, LIMITED);
     expect(await refused(b.port, LIMITED), 'the second, at the other proxy').to.equal(true);
     await first.close();
-    await eventually(async () => {
-      try {
-        const again = await echo(b.port, LIMITED);
-        await again.close();
-        return true;
-      } catch {
-        return undefined;
-      }
-    });
+    await getsThroughSoon(b.port, LIMITED);
     await eventually(async () =>
       sample(await metrics(b), 'mtproxy_user_refused_total{user="limited",reason="max-connections"}') === 1
         ? true
@@ -147,19 +156,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     await a.stop('SIGKILL');
     await held.close();
     const since = Date.now();
-    await eventually(
-      async () => {
-        try {
-          const c = await echo(b.port, LIMITED);
-          await c.close();
-          return true;
-        } catch {
-          return undefined;
-        }
-      },
-      25_000,
-      1_000,
-    );
+    await getsThroughSoon(b.port, LIMITED, 25_000, 1_000);
     expect(Date.now() - since).to.be.below(20_000);
     a = await start('a3');
   });
