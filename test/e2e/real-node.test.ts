@@ -72,6 +72,20 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
     await cluster?.stop();
   });
 
+  /** `kubectl patch --type merge` of the example's MTProxy (default/tg-proxy). */
+  const patchExample = (patch: unknown): Promise<string> =>
+    cluster.kubectlOk([
+      'patch',
+      'mtproxy',
+      'tg-proxy',
+      '-n',
+      'default',
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify(patch),
+    ]);
+
   const pods = async (ns: string, selector: string): Promise<PodJson[]> =>
     (
       JSON.parse(await cluster.kubectlOk(['get', 'pods', '-n', ns, '-l', selector, '-o', 'json'])) as {
@@ -222,22 +236,12 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
     // Point the example at the stand-in DC: a spec change, so the operator rolls the pods. gramjs
     // speaks abridged even with a dd secret (test/support/telegram-client.ts), which is the
     // classic mode: allow it beside the example's secure mode.
-    await cluster.kubectlOk([
-      'patch',
-      'mtproxy',
-      'tg-proxy',
-      '-n',
-      'default',
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({
-        spec: {
-          modes: ['secure', 'classic'],
-          upstream: { dcAddresses: [{ dc: 2, address: `${dcForPods.host}:${dcForPods.port}` }] },
-        },
-      }),
-    ]);
+    await patchExample({
+      spec: {
+        modes: ['secure', 'classic'],
+        upstream: { dcAddresses: [{ dc: 2, address: `${dcForPods.host}:${dcForPods.port}` }] },
+      },
+    });
     const selector = 'app.kubernetes.io/instance=tg-proxy,app.kubernetes.io/component=proxy';
     const pod = await eventually(
       async () => {
@@ -402,17 +406,7 @@ describe('real node: the images run as real pods (helm, kubectl, a real client)'
       };
       await echo(1);
       // Any change of the pod template rolls the Deployment; the daily roll changes an annotation.
-      await cluster.kubectlOk([
-        'patch',
-        'mtproxy',
-        'tg-proxy',
-        '-n',
-        'default',
-        '--type',
-        'merge',
-        '-p',
-        JSON.stringify({ spec: { timeouts: { drainSeconds: 30 } } }),
-      ]);
+      await patchExample({ spec: { timeouts: { drainSeconds: 30 } } });
       // The old pod is being deleted (preStop, then the proxy drains) ...
       await eventually(
         async () => {

@@ -70,3 +70,13 @@ export function parseStats(text: string): Map<string, string> {
   }
   return map;
 }
+
+/** The proxy's Prometheus text (METRICS_PORT on 127.0.0.1). */
+export async function metrics(proxy: { readonly metricsPort: number }): Promise<string> {
+  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
+}
+
+/** The proxy's official tab-separated /stats (STATS_PORT on 127.0.0.1), by name. */
+export async function stats(proxy: { readonly statsPort: number }): Promise<Map<string, string>> {
+  return parseStats((await httpGet(`http://127.0.0.1:${proxy.statsPort}/stats`)).body);
+}

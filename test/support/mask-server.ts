@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { duplexPair } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import { eventually } from './http-get.js';
 
 /** What a prober reads from the mask site over plain TCP. */
 export const MASK_PLAIN_ANSWER = 'HTTP/1.1 400 Bad Request\r\nServer: mask-site\r\nContent-Length: 0\r\n\r\n';
@@ -30,6 +31,22 @@ export interface MaskServer {
   /** Connections open now. */
   open(): number;
   stop(): Promise<void>;
+}
+
+/**
+ * Resolves once a connection the mask site took after its first `since` received exactly `bytes`
+ * (the proxy passed a failed handshake on unchanged); throws after `timeoutMs`.
+ */
+export function maskReceived(
+  mask: MaskServer,
+  bytes: Buffer,
+  since: number,
+  timeoutMs?: number,
+): Promise<true> {
+  return eventually(
+    async () => (mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined),
+    timeoutMs,
+  );
 }
 
 export function makeSelfSignedCertificate(): { key: string; cert: string } {

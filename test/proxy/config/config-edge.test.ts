@@ -1,17 +1,11 @@
 import { expect } from 'chai';
 import { parseConfig, readRawSettings } from '../../../proxy/src/config/config.js';
-import { ConfigError } from '../../../proxy/src/config/errors.js';
+import { thrownConfigError } from '../../support/config-error.js';
 
 const config = (env: Record<string, string>) => parseConfig(readRawSettings(env, []), env);
 
 function problem(env: Record<string, string>): string {
-  try {
-    config(env);
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return (err as ConfigError).message;
-  }
-  throw new Error('expected a configuration error');
+  return thrownConfigError(() => config(env)).message;
 }
 
 describe('configuration of fake TLS, masking and the edge', () => {

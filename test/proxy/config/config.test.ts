@@ -1,19 +1,14 @@
 import { expect } from 'chai';
 import { parseConfig, readRawSettings } from '../../../proxy/src/config/config.js';
-import { ConfigError } from '../../../proxy/src/config/errors.js';
+import type { ConfigError } from '../../../proxy/src/config/errors.js';
 import { helpText, SETTINGS } from '../../../proxy/src/config/settings.js';
+import { thrownConfigError } from '../../support/config-error.js';
 
 const config = (env: Record<string, string>, argv: string[] = []) =>
   parseConfig(readRawSettings(env, argv), env);
 
 function configError(env: Record<string, string>, argv: string[] = []): ConfigError {
-  try {
-    config(env, argv);
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a configuration error');
+  return thrownConfigError(() => config(env, argv));
 }
 
 describe('configuration from environment and flags', () => {

@@ -3,9 +3,14 @@ import { connect as tlsConnect } from 'node:tls';
 import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
-import { MASK_PLAIN_ANSWER, MASK_TLS_BODY, type MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
+import {
+  MASK_PLAIN_ANSWER,
+  MASK_TLS_BODY,
+  type MaskServer,
+  maskReceived,
+} from '../../support/mask-server.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { freePort, type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -22,17 +27,7 @@ function payload(size: number): Buffer {
   return p;
 }
 
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
-
 /** Waits until the mask site has a connection that received exactly `bytes`. */
-function maskReceived(mask: MaskServer, bytes: Buffer, since: number): Promise<true> {
-  return eventually(async () =>
-    mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined,
-  );
-}
-
 async function echoes(client: FakeTlsClient | Obfs2Client, sizes: readonly number[]): Promise<void> {
   for (const size of sizes) {
     const p = payload(size);
@@ -56,11 +51,7 @@ describe('fake TLS (ee) with masking: clients get through, probers see the mask 
       HANDSHAKE_TIMEOUT: '2',
     }));
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('prints only ee links, with the first domain after the secret', () => {
     const out = proxy.output();

@@ -7,9 +7,9 @@ import { connect, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import type { ProxyProcess } from '../../support/proxy-process.js';
@@ -24,10 +24,6 @@ const HALF_OPEN = 1000;
 // of its own in under-attack.test.ts.
 const ENV = { HANDSHAKE_TIMEOUT: '2', MASK_TIMEOUT: '3', MAX_CONNECTIONS_PER_IP: '0' };
 const CLOSED_WITHIN_MS = 2_000 + 3_000 + 3_000;
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 async function workersRss(proxy: ProxyProcess): Promise<number> {
   return sample(await metrics(proxy), 'mtproxy_workers_resident_memory_bytes') ?? 0;
@@ -111,11 +107,7 @@ describe('hostile input: the proxy outlasts garbage, trickles, floods and replay
     baselineRss = await workersRss(proxy);
     expect(baselineRss).to.be.above(0);
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('random bytes of any size are masked or closed, never answered by the proxy itself', async () => {
     const sizes = Array.from({ length: 40 }, (_, i) => 1 + ((i * 997) % 4000));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ConfigServer } from '../../support/config-server.js';
-import { eventually, httpGet, parseStats } from '../../support/http-get.js';
+import { eventually, metrics, stats } from '../../support/http-get.js';
 import { Obfs2StreamClient } from '../../support/obfs2-stream-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../../support/proxy-process.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
@@ -21,14 +21,6 @@ function packet(size: number): Buffer {
   const p = randomBytes(size);
   p[0]! |= 1;
   return p;
-}
-
-async function stats(proxy: ProxyProcess): Promise<Map<string, string>> {
-  return parseStats((await httpGet(`http://127.0.0.1:${proxy.statsPort}/stats`)).body);
-}
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
 }
 
 function logLines(proxy: ProxyProcess): Record<string, unknown>[] {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { ConfigServer } from '../../support/config-server.js';
 import { DcBehindMiddleProxy } from '../../support/dc-behind-middle-proxy.js';
-import { eventually, httpGet, parseStats } from '../../support/http-get.js';
+import { eventually, httpGet, metrics, stats } from '../../support/http-get.js';
 import { gramjsHandshakeViaMiddleProxy } from '../../support/middle-telegram-client.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { Obfs2StreamClient } from '../../support/obfs2-stream-client.js';
@@ -82,14 +82,6 @@ function metricTotal(metrics: string, name: string, labels: Record<string, strin
     }
   }
   return sum;
-}
-
-async function stats(proxy: ProxyProcess): Promise<Map<string, string>> {
-  return parseStats((await httpGet(`http://127.0.0.1:${proxy.statsPort}/stats`)).body);
-}
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
 }
 
 async function readyz(proxy: ProxyProcess): Promise<number> {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
-import type { MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
+import { type MaskServer, maskReceived } from '../../support/mask-server.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
@@ -23,10 +23,6 @@ async function echo(client: Obfs2Client | FakeTlsClient): Promise<void> {
   p.writeUInt32LE(0x01020304, 0);
   client.send(p);
   expect((await client.receive()).payload.equals(p)).to.equal(true);
-}
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
 }
 
 describe('behind a load balancer speaking PROXY protocol v1, with one connection per client address', function () {
@@ -131,11 +127,7 @@ describe('PROXY_PROTOCOL=auto with fake TLS and masking', function () {
       HANDSHAKE_TIMEOUT: '2',
     }));
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('an ee client behind a v2 header, and a dd client with no header, both get through', async () => {
     const v2 = formatProxyHeaderV2(
@@ -163,9 +155,7 @@ describe('PROXY_PROTOCOL=auto with fake TLS and masking', function () {
       until: 'mask-site',
       timeoutMs: 3_000,
     });
-    await eventually(async () =>
-      mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined,
-    );
+    await maskReceived(mask, bytes, since);
   });
 
   it('a malformed v2 header is closed at once and never reaches the mask site', async () => {

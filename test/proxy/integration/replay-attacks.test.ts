@@ -9,19 +9,15 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { buildClientHello } from '../../../proxy/src/fake-tls/client.js';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
+import { expectMasked } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
-import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
 import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';
 const KEY = Buffer.from(ALICE, 'hex');
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 /** Sends `hello` and closes at once, as a flooder does; resolves when the bytes are written. */
 function fireAndForget(port: number, hello: Buffer): Promise<void> {
@@ -31,16 +27,6 @@ function fireAndForget(port: number, hello: Buffer): Promise<void> {
     socket.once('connect', () => socket.end(hello, () => resolve()));
     socket.once('close', () => resolve());
   });
-}
-
-/** Replays `bytes`: the mask site must receive them byte for byte (a proxy would answer itself). */
-async function expectMasked(proxy: ProxyProcess, mask: MaskServer, bytes: Buffer): Promise<void> {
-  const since = mask.connections.length;
-  await probe(proxy.port, bytes, { timeoutMs: 3_000 });
-  await eventually(
-    async () => (mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined),
-    5_000,
-  );
 }
 
 async function echoOnce(client: FakeTlsClient | Obfs2Client): Promise<void> {

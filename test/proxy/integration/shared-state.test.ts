@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, metrics, sample } from '../../support/http-get.js';
 import { type MaskServer, startMaskServer } from '../../support/mask-server.js';
+import { expectMasked } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
-import { probe } from '../../support/probe.js';
 import { type ProxyProcess, startProxy } from '../../support/proxy-process.js';
 import { type RedisServer, startRedis } from '../../support/redis-server.js';
 import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
@@ -19,10 +19,6 @@ import { type StandinDc, startStandinDc } from '../../support/standin-dc.js';
 const ALICE = '00112233445566778899aabbccddeeff';
 const LIMITED = 'ffeeddccbbaa99887766554433221100';
 const METERED = '0123456789abcdef0123456789abcdef';
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 async function echo(port: number, secret: string, size = 16): Promise<Obfs2Client> {
   const c = await Obfs2Client.connect({ port, secret: Buffer.from(secret, 'hex') });
@@ -32,6 +28,23 @@ async function echo(port: number, secret: string, size = 16): Promise<Obfs2Clien
   const back = await c.receive(5_000);
   expect(back.payload.equals(p)).to.equal(true);
   return c;
+}
+
+/** Resolves once a client with `secret` gets an echo through (and closes again); throws after `timeoutMs`. */
+function getsThroughSoon(port: number, secret: string, timeoutMs?: number, stepMs?: number): Promise<true> {
+  return eventually(
+    async () => {
+      try {
+        const c = await echo(port, secret);
+        await c.close();
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    timeoutMs,
+    stepMs,
+  );
 }
 
 /** True when the proxy closes the client without relaying. */
@@ -45,15 +58,6 @@ async function refused(port: number, secret: string): Promise<boolean> {
     await c.close();
     return false;
   }
-}
-
-async function masked(proxy: ProxyProcess, mask: MaskServer, bytes: Buffer): Promise<void> {
-  const since = mask.connections.length;
-  await probe(proxy.port, bytes, { timeoutMs: 2_000 });
-  await eventually(
-    async () => (mask.connections.slice(since).some((c) => c.received.equals(bytes)) ? true : undefined),
-    5_000,
-  );
 }
 
 describe('shared state: two proxies and one redis-server behave as one proxy', function () {
@@ -112,7 +116,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     const client = await echo(a.port, ALICE);
     await client.close();
     const dcBefore = dc.stats.connections;
-    await masked(b, mask, client.header);
+    await expectMasked(b, mask, client.header, 2_000);
     expect(dc.stats.connections).to.equal(dcBefore);
   });
 
@@ -120,15 +124,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     const first = await echo(a.port, LIMITED);
     expect(await refused(b.port, LIMITED), 'the second, at the other proxy').to.equal(true);
     await first.close();
-    await eventually(async () => {
-      try {
-        const again = await echo(b.port, LIMITED);
-        await again.close();
-        return true;
-      } catch {
-        return undefined;
-      }
-    });
+    await getsThroughSoon(b.port, LIMITED);
     await eventually(async () =>
       sample(await metrics(b), 'mtproxy_user_refused_total{user="limited",reason="max-connections"}') === 1
         ? true
@@ -160,19 +156,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     await a.stop('SIGKILL');
     await held.close();
     const since = Date.now();
-    await eventually(
-      async () => {
-        try {
-          const c = await echo(b.port, LIMITED);
-          await c.close();
-          return true;
-        } catch {
-          return undefined;
-        }
-      },
-      25_000,
-      1_000,
-    );
+    await getsThroughSoon(b.port, LIMITED, 25_000, 1_000);
     expect(Date.now() - since).to.be.below(20_000);
     a = await start('a3');
   });
@@ -185,7 +169,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     // Replays: the local cache only (STATE_REPLAY_FALLBACK=local); a real client still gets through.
     const client = await echo(a.port, ALICE);
     await client.close();
-    await masked(a, mask, client.header);
+    await expectMasked(a, mask, client.header, 2_000);
     expect(sample(await metrics(a), 'mtproxy_state_fallbacks_total{protection="replay"}')).to.be.at.least(1);
     // Limits: each proxy allows its share, ceil(1 / 2) = 1.
     const limited = await echo(a.port, LIMITED);
@@ -207,7 +191,7 @@ describe('shared state: two proxies and one redis-server behave as one proxy', f
     );
     const again = await echo(a.port, ALICE);
     await again.close();
-    await masked(b, mask, again.header);
+    await expectMasked(b, mask, again.header, 2_000);
   });
 });
 

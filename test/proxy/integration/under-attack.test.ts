@@ -10,19 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { FakeTlsClient } from '../../support/fake-tls-socket-client.js';
-import { eventually, httpGet, sample } from '../../support/http-get.js';
+import { eventually, httpGet, metrics, sample } from '../../support/http-get.js';
 import type { MaskServer } from '../../support/mask-server.js';
-import { startMaskedProxy } from '../../support/masked-proxy.js';
+import { startMaskedProxy, stopMaskedProxy } from '../../support/masked-proxy.js';
 import { Obfs2Client } from '../../support/obfs2-client.js';
 import { freePort, type ProxyProcess, startProxy } from '../../support/proxy-process.js';
 import type { StandinDc } from '../../support/standin-dc.js';
 
 const ALICE = '00112233445566778899aabbccddeeff';
 const KEY = Buffer.from(ALICE, 'hex');
-
-async function metrics(proxy: ProxyProcess): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).body;
-}
 
 /** mtproxy_handshakes_total of one failure reason. */
 function handshakes(text: string, result: string): number {
@@ -71,11 +67,7 @@ describe('under attack: a flood of garbage handshakes and a prober', function ()
     // A client that already uses the proxy from 127.0.0.1.
     await echoThroughDd(proxy);
   });
-  after(async () => {
-    await proxy?.stop();
-    await mask?.stop();
-    await dc?.stop();
-  });
+  after(() => stopMaskedProxy({ proxy, mask, dc }));
 
   it('garbage from 127.0.0.2..5 is throttled before any crypto and masked like any bad handshake; the known client still gets through', async () => {
     const before = await metrics(proxy);

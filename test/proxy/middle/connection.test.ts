@@ -7,35 +7,14 @@ import { ipv4ToHostOrder } from '../../../proxy/src/middle/codec/address.js';
 import { HANDSHAKE_FLAG_CRC32C, ProxyReqFlag } from '../../../proxy/src/middle/codec/constants.js';
 import { ProxyReqHeader } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
 import {
-  type MiddleClientHandler,
-  type MiddleCloseReason,
   type MiddleConnectionOptions,
   MiddleProxyConnection,
   natClientAddress,
 } from '../../../proxy/src/middle/connection.js';
 import { countingObserver } from '../../support/counting-observer.js';
 import { NatForwarder } from '../../support/nat-forwarder.js';
+import { RecordingClient } from '../../support/recording-middle-client.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
-
-/** A client as the connection sees it: records what it is handed. */
-class RecordingClient implements MiddleClientHandler {
-  readonly answers: Buffer[] = [];
-  readonly acks: Buffer[] = [];
-  readonly closes: MiddleCloseReason[] = [];
-  drains = 0;
-  answer(data: Buffer): void {
-    this.answers.push(Buffer.from(data));
-  }
-  simpleAck(token: Buffer): void {
-    this.acks.push(Buffer.from(token));
-  }
-  closed(reason: MiddleCloseReason): void {
-    this.closes.push(reason);
-  }
-  drain(): void {
-    this.drains++;
-  }
-}
 
 /** An encrypted-looking MTProto packet (non-zero auth_key_id) with a recognisable fill. */
 function packet(fill: number, size = 64): Buffer {

@@ -4,7 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { type MiddleProxyConfig, parseProxyConfig } from '../../../proxy/src/middle/codec/proxy-config.js';
 import { ProxyReqHeader } from '../../../proxy/src/middle/codec/rpc-proxy-req.js';
-import type { MiddleClientHandler, MiddleCloseReason } from '../../../proxy/src/middle/connection.js';
 import {
   type MiddleBinding,
   type MiddlePoolOptions,
@@ -12,20 +11,8 @@ import {
   MiddleUnavailableError,
 } from '../../../proxy/src/middle/pool.js';
 import type { Scheduler } from '../../../proxy/src/timers/scheduler.js';
+import { RecordingClient } from '../../support/recording-middle-client.js';
 import { StandinMiddleProxy } from '../../support/standin-middle-proxy.js';
-
-class RecordingClient implements MiddleClientHandler {
-  readonly answers: Buffer[] = [];
-  readonly closes: MiddleCloseReason[] = [];
-  answer(data: Buffer): void {
-    this.answers.push(Buffer.from(data));
-  }
-  simpleAck(): void {}
-  closed(reason: MiddleCloseReason): void {
-    this.closes.push(reason);
-  }
-  drain(): void {}
-}
 
 /** Timers the test fires by hand (reconnects and acquire deadlines). */
 class ManualScheduler implements Scheduler {

@@ -1,19 +1,13 @@
 import { expect } from 'chai';
-import { ConfigError } from '../../../proxy/src/config/errors.js';
 import { UserRegistry } from '../../../proxy/src/users/user-registry.js';
 import { parseBytes, parseUsersFile } from '../../../proxy/src/users/users-file.js';
+import { thrownConfigError } from '../../support/config-error.js';
 
 const A = '00112233445566778899aabbccddeeff';
 const B = 'ffeeddccbbaa99887766554433221100';
 
 function rejection(text: string): string {
-  try {
-    parseUsersFile(text);
-  } catch (err) {
-    expect(err).to.be.instanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error('expected the file to be rejected');
+  return thrownConfigError(() => parseUsersFile(text)).message;
 }
 
 describe('users file', () => {
