@@ -131,16 +131,35 @@ export class ReplayFile {
       if (this.#pending.length === 0) return;
       const records = this.#pending;
       this.#pending = [];
+      const bytes = encode(records);
+      let written = 0;
       try {
-        await this.#handle.write(encode(records));
-        this.#records += records.length / 3;
-      } catch (err) {
-        this.#unsaved += records.length / 3;
-        throw err;
+        ({ bytesWritten: written } = await this.#handle.write(bytes));
+      } finally {
+        const whole = Math.floor(written / RECORD);
+        this.#records += whole;
+        this.#unsaved += records.length / 3 - whole;
+      }
+      if (written < bytes.length) {
+        // A full disk takes part of a write. A record cut in two would shift every record appended
+        // after it, and a restart would load those as garbage (some dated far in the future, never
+        // expiring): cut the file back to whole records first.
+        await this.#cutToWholeRecords(this.#handle).catch((err: Error) => {
+          // Cannot cut it either: never append after the torn record; rewrite the file instead.
+          this.#records = Number.POSITIVE_INFINITY;
+          throw err;
+        });
+        throw new Error(`short write: ${written} of ${bytes.length} bytes`);
       }
     } catch (err) {
       this.#failed(err as Error);
     }
+  }
+
+  async #cutToWholeRecords(handle: FileHandle): Promise<void> {
+    const { size } = await handle.stat();
+    const whole = Math.max(MAGIC.length, size - ((size - MAGIC.length) % RECORD));
+    if (whole < size) await handle.truncate(whole);
   }
 
   #failed(err: Error): void {

@@ -1,5 +1,6 @@
 // The replay cache and admission as a flooder meets them (issue 13, items 1 and 4): nothing young
 // is ever forgotten, the cache is kept on disk, and no answer means no.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,6 +107,44 @@ describe('replay file: the cache outlives a restart', () => {
     const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
     await (await ReplayFile.open(dir, again, log)).close();
     expect(again.size).to.equal(1);
+  });
+
+  it('a full disk that takes half a record leaves no torn record for later ones to shift', async () => {
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    const file = await ReplayFile.open(dir, w, log);
+    const keys = [randomBytes(8), randomBytes(8), randomBytes(8), randomBytes(8)];
+    const remember = (k: Buffer) => {
+      w.check(k);
+      file.append(k.readUInt32LE(0), k.readUInt32LE(4), Date.now());
+    };
+    // The disk fills in the middle of the second record (magic 8 bytes, records 12 bytes each):
+    // this process may write files of 25 bytes at most, as the kernel says for a full disk.
+    const limit = (soft: string) =>
+      execFileSync('prlimit', ['--pid', String(process.pid), `--fsize=${soft}:`]);
+    const before = execFileSync('prlimit', [
+      '--pid',
+      String(process.pid),
+      '--fsize',
+      '--output=SOFT',
+      '--noheadings',
+    ])
+      .toString()
+      .trim();
+    limit('25');
+    try {
+      for (const k of keys.slice(0, 3)) remember(k);
+      for (let i = 0; i < 60 && file.figures.unsaved === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      limit(before);
+    }
+    expect(file.figures.unsaved, 'the two records the disk did not take').to.equal(2);
+    remember(keys[3]!);
+    await file.close();
+    const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.size).to.equal(2);
+    expect(again.check(keys[0]!)).to.equal('replay');
+    expect(again.check(keys[3]!), 'a record written after the disk freed up').to.equal('replay');
   });
 });
 
