@@ -59,7 +59,7 @@ export class ReplayFile {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       loaded = await file.#load();
       await file.#compact();
-      file.#handle = await open(file.#path, 'a', 0o600);
+      file.#handle = await file.#openForAppend();
     } catch (err) {
       file.#failed(err as Error);
     }
@@ -127,7 +127,7 @@ export class ReplayFile {
         this.#pending = [];
         await this.#compact();
       }
-      this.#handle ??= await open(this.#path, 'a', 0o600);
+      this.#handle ??= await this.#openForAppend();
       if (this.#pending.length === 0) return;
       const records = this.#pending;
       this.#pending = [];
@@ -153,6 +153,29 @@ export class ReplayFile {
       }
     } catch (err) {
       this.#failed(err as Error);
+    }
+  }
+
+  /**
+   * The file to append to. Normally compaction has just written it; if compaction failed, it is
+   * whatever was there (a torn last record from a crash, or nothing): new records must start on a
+   * record boundary after our magic, or a restart reads them shifted, as garbage.
+   */
+  async #openForAppend(): Promise<FileHandle> {
+    const handle = await open(this.#path, 'a', 0o600);
+    try {
+      const { size } = await handle.stat();
+      if (size < MAGIC.length) {
+        await handle.truncate(0);
+        const { bytesWritten } = await handle.write(MAGIC);
+        if (bytesWritten < MAGIC.length) throw new Error('short write of the file header');
+      } else {
+        await this.#cutToWholeRecords(handle);
+      }
+      return handle;
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
     }
   }
 
