@@ -5,7 +5,7 @@
 // whenever it holds more than twice the live entries. A missing file is an empty cache; an
 // unreadable one is reported and replaced. Writes that fail (full disk) are counted and logged once
 // a minute; the cache in memory keeps working, and pending records are bounded.
-import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { throttled } from '../log/throttle.js';
@@ -100,9 +100,15 @@ export class ReplayFile {
     const records: number[] = [];
     for (const [lo, hi, at] of this.#window.entries()) records.push(lo, hi, Math.ceil(at / 1000));
     const tmp = `${this.#path}.${process.pid}.tmp`;
-    await writeFile(tmp, Buffer.concat([MAGIC, encode(records)]), { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, this.#path);
+    try {
+      await writeFile(tmp, Buffer.concat([MAGIC, encode(records)]), { mode: 0o600 });
+      await chmod(tmp, 0o600);
+      await rename(tmp, this.#path);
+    } catch (err) {
+      // A half-written copy would only hold on to the space a full disk lacks.
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
     this.#records = records.length / 3;
   }
 
@@ -124,8 +130,15 @@ export class ReplayFile {
       if (this.#records > 2 * this.#window.size + COMPACT_SLACK) {
         await this.#handle?.close();
         this.#handle = undefined;
-        this.#pending = [];
-        await this.#compact();
+        // What is pending now is in the window, so the rewrite holds it; if the rewrite fails,
+        // it is appended to the file as it is, like any other turn.
+        const covered = this.#pending.length;
+        try {
+          await this.#compact();
+          this.#pending.splice(0, covered);
+        } catch (err) {
+          this.#failed(err as Error);
+        }
       }
       this.#handle ??= await this.#openForAppend();
       if (this.#pending.length === 0) return;

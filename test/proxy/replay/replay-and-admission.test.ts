@@ -2,7 +2,16 @@
 // is ever forgotten, the cache is kept on disk, and no answer means no.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -192,6 +201,44 @@ describe('replay file: the cache outlives a restart', () => {
     const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
     await (await ReplayFile.open(dir, again, log)).close();
     expect(again.check(key)).to.equal('replay');
+  });
+
+  it('a rewrite of the file that fails loses nothing: what was waiting is appended instead', async () => {
+    let now = Date.now();
+    const w = new ReplayWindow({ capacity: 200_000, windowMs: HOUR, now: () => now });
+    const file = await ReplayFile.open(dir, w, log);
+    // Enough records, all expired by now, that the next flush rewrites the file.
+    for (let i = 0; i < 140_000; i++) {
+      w.checkFingerprint(i, 7);
+      file.append(i, 7, now);
+    }
+    const written = (): number => statSync(join(dir, REPLAY_FILE)).size;
+    for (let i = 0; i < 60 && written() < 140_000 * 12; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(written(), 'the records were flushed').to.be.at.least(140_000 * 12);
+    now += 2 * HOUR;
+    const key = randomBytes(8);
+    expect(w.check(key)).to.equal('fresh');
+    file.append(key.readUInt32LE(0), key.readUInt32LE(4), now);
+    // The rewrite cannot create its temporary file.
+    mkdirSync(join(dir, `${REPLAY_FILE}.${process.pid}.tmp`));
+    await file.close();
+    const again = new ReplayWindow({ capacity: 200_000, windowMs: HOUR, now: () => now });
+    rmSync(join(dir, `${REPLAY_FILE}.${process.pid}.tmp`), { recursive: true });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.check(key)).to.equal('replay');
+    expect(again.size).to.equal(1);
+  });
+
+  it('a rewrite that the full disk cuts short leaves no temporary file behind', async () => {
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    w.check(randomBytes(8));
+    const restore = limitFileSize(15);
+    try {
+      await (await ReplayFile.open(dir, w, log)).close();
+    } finally {
+      restore();
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
   });
 });
 
