@@ -156,12 +156,10 @@ export class ReplayFile {
       if (written < bytes.length) {
         // A full disk takes part of a write. A record cut in two would shift every record appended
         // after it, and a restart would load those as garbage (some dated far in the future, never
-        // expiring): cut the file back to whole records first.
-        await this.#cutToWholeRecords(this.#handle).catch((err: Error) => {
-          // Cannot cut it either: never append after the torn record; rewrite the file instead.
-          this.#records = Number.POSITIVE_INFINITY;
-          throw err;
-        });
+        // expiring): the next flush opens the file again, cut back to whole records.
+        const handle = this.#handle;
+        this.#handle = undefined;
+        await handle.close().catch(() => {});
         throw new Error(`short write: ${written} of ${bytes.length} bytes`);
       }
     } catch (err) {
