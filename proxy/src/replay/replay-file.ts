@@ -181,19 +181,14 @@ export class ReplayFile {
         const { bytesWritten } = await handle.write(MAGIC);
         if (bytesWritten < MAGIC.length) throw new Error('short write of the file header');
       } else {
-        await this.#cutToWholeRecords(handle);
+        const torn = (size - MAGIC.length) % RECORD;
+        if (torn > 0) await handle.truncate(size - torn);
       }
       return handle;
     } catch (err) {
       await handle.close().catch(() => {});
       throw err;
     }
-  }
-
-  async #cutToWholeRecords(handle: FileHandle): Promise<void> {
-    const { size } = await handle.stat();
-    const whole = Math.max(MAGIC.length, size - ((size - MAGIC.length) % RECORD));
-    if (whole < size) await handle.truncate(whole);
   }
 
   #failed(err: Error): void {
