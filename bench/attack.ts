@@ -24,6 +24,7 @@ import { ctrCipher, deriveClientKeys, parseClientHeader } from '../proxy/src/pro
 import { encodePacket } from '../proxy/src/protocol/transports.js';
 import { createClientHeader } from '../test/support/obfuscated2-client-header.js';
 import { BenchConnection, type ClientMode } from './client-conn.js';
+import { percentile } from './measure.js';
 import { cpuBetween, type Launched, launch, processTree, rssBytes, sampleTreeCpu } from './processes.js';
 import {
   BENCH_DOMAIN,
@@ -98,11 +99,6 @@ function attackRow(
     seconds: m.seconds,
     note: m.note,
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number | undefined {
-  if (sorted.length === 0) return undefined;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 function metricsText(port: number): Promise<string> {

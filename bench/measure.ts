@@ -133,7 +133,8 @@ export async function measureWindow(
   }
 }
 
-function percentile(sorted: readonly number[], p: number): number | undefined {
+/** The p-th percentile of ascending samples (nearest rank, rounding down); undefined when there are none. */
+export function percentile(sorted: readonly number[], p: number): number | undefined {
   if (sorted.length === 0) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }

@@ -185,8 +185,6 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     IP_DETECT_URLS: '',
     DATA_DIR: dataDir,
     STATS_PORT: String(statsPort),
-    NODE: process.execPath,
-    BENCH_BUILD: BUILD,
     STATS_BIND: '127.0.0.1',
     METRICS_PORT: String(metricsPort),
     METRICS_BIND: '127.0.0.1',
@@ -201,7 +199,6 @@ export async function startMtkube(options: MtkubeOptions): Promise<SystemUnderTe
     env.FAKE_TLS_DOMAIN = BENCH_DOMAIN;
     env.MASK = 'off';
   }
-  Object.assign(env, options.extraEnv);
   if (options.middle?.secret !== undefined) {
     // Telegram's two files, as local files: the secret and a config sending every DC to the echo.
     const secretFile = join(dataDir, 'proxy-secret');

@@ -129,7 +129,7 @@ export class LeaderElector {
 
   /** One attempt to acquire (candidate) or renew (leader); returns whether we lead afterwards. */
   async step(): Promise<boolean> {
-    if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) await this.#stepDown();
+    if (this.#pastRenewDeadline()) await this.#stepDown();
     const sentAt = this.#now();
     // A leader's attempt may not outlive its renew deadline; a candidate's gets the usual budget.
     const budget = this.#leader
@@ -144,7 +144,7 @@ export class LeaderElector {
       }
     }
     // The step-down timer may have fired while the call was pending; the answer came too late.
-    const late = this.#leader && ok && this.#now() - this.#lastRenew >= this.renewDeadlineMs;
+    const late = ok && this.#pastRenewDeadline();
     if (ok && !late) {
       this.#lastRenew = sentAt;
       this.#armStepDown();
@@ -152,7 +152,7 @@ export class LeaderElector {
         this.#leader = true;
         await this.options.onStartedLeading();
       }
-    } else if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) {
+    } else if (this.#pastRenewDeadline()) {
       await this.#stepDown();
     }
     return this.#leader;
@@ -191,12 +191,17 @@ export class LeaderElector {
     }
   }
 
+  /** We lead, and renewDeadline has passed since the last successful renewal was sent. */
+  #pastRenewDeadline(): boolean {
+    return this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs;
+  }
+
   /** renewDeadline after the renewal was sent, on the monotonic clock of timers. */
   #armStepDown(): void {
     clearTimeout(this.#stepDownTimer);
     const delay = Math.max(0, this.#lastRenew + this.renewDeadlineMs - this.#now());
     this.#stepDownTimer = setTimeout(() => {
-      if (this.#leader && this.#now() - this.#lastRenew >= this.renewDeadlineMs) void this.#stepDown();
+      if (this.#pastRenewDeadline()) void this.#stepDown();
     }, delay);
     this.#stepDownTimer.unref();
   }

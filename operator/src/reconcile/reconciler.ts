@@ -146,7 +146,7 @@ export class Reconciler {
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
       const reason = err instanceof PolicyError ? 'NotAllowed' : 'InvalidSpec';
-      if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+      if (specUnobserved(mtp)) {
         await this.deps.events.record(mtp, 'Warning', reason, err.message);
       }
       await this.#writeBlocked(mtp, reason, err.message);
@@ -517,7 +517,7 @@ export class Reconciler {
     switch (s.sharedState.kind) {
       case 'none':
         if (!s.quotasPerPod) return undefined;
-        if (mtp.status?.observedGeneration !== mtp.metadata.generation) {
+        if (specUnobserved(mtp)) {
           await this.deps.events.record(mtp, 'Warning', 'QuotasPerPod', QUOTAS_PER_POD);
         }
         return { status: 'False', reason: 'QuotasPerPod', message: QUOTAS_PER_POD };
@@ -582,28 +582,18 @@ export class Reconciler {
     const names = childNames(mtp.metadata.name);
     // Removal of switched-off children happens when the spec changed; nothing else creates them,
     // and only our own objects are removed (a PDB or ServiceMonitor of that name may be someone else's).
-    const specChanged = mtp.status?.observedGeneration !== mtp.metadata.generation;
+    const specChanged = specUnobserved(mtp);
+    const removeIfOurs = (apiVersion: string, kind: string, name: string) =>
+      client.deleteIfOwned({ apiVersion, kind, namespace: ns, name });
 
     if (s.metrics.enabled) await client.apply(renderMetricsService(mtp, names.metricsService, s));
     else if (this.deps.services.get(names.metricsService, ns)) {
-      await client.deleteIfOwned({
-        apiVersion: 'v1',
-        kind: 'Service',
-        namespace: ns,
-        name: names.metricsService,
-      });
+      await removeIfOurs('v1', 'Service', names.metricsService);
     }
 
     const pdb = renderPodDisruptionBudget(mtp, names.pdb, s);
     if (pdb) await client.apply(pdb);
-    else if (specChanged) {
-      await client.deleteIfOwned({
-        apiVersion: 'policy/v1',
-        kind: 'PodDisruptionBudget',
-        namespace: ns,
-        name: names.pdb,
-      });
-    }
+    else if (specChanged) await removeIfOurs('policy/v1', 'PodDisruptionBudget', names.pdb);
 
     const sm = renderServiceMonitor(mtp, names.serviceMonitor, s);
     if (!sm && !specChanged) return;
@@ -619,14 +609,7 @@ export class Reconciler {
       return;
     }
     if (sm) await client.apply(sm);
-    else {
-      await client.deleteIfOwned({
-        apiVersion: SERVICE_MONITOR_API,
-        kind: 'ServiceMonitor',
-        namespace: ns,
-        name: names.serviceMonitor,
-      });
-    }
+    else await removeIfOurs(SERVICE_MONITOR_API, 'ServiceMonitor', names.serviceMonitor);
   }
 
   async #writeBlocked(
@@ -667,6 +650,14 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
   const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
   return ak.length === bk.length && ak.every((k) => sameJson(ao[k], bo[k]));
+}
+
+/**
+ * The spec changed since status last described it: warnings about the spec are recorded then
+ * (once per change, not at every resync), and switched-off children are looked for then.
+ */
+function specUnobserved(mtp: MTProxy): boolean {
+  return mtp.status?.observedGeneration !== mtp.metadata.generation;
 }
 
 /** The daily roll's next look, as a result. */

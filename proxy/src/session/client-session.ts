@@ -91,8 +91,7 @@ type Phase =
   | 'connecting' // handed to the upstream, not established yet
   | 'relaying'
   | 'masked'
-  | 'holding'
-  | 'refused';
+  | 'holding';
 
 const TIMEOUT: HandshakeEvent = { kind: 'timeout' };
 const HALF_CLOSED: HandshakeEvent = { kind: 'half-closed' };
@@ -375,9 +374,6 @@ class ClientSession implements SessionHooks {
   }
 
   finish(reason: CloseReason): void {
-    // The user gate turns an authenticated client away before any upstream: a refusal, not a
-    // failed handshake.
-    if (reason === 'refused' && this.#phase !== 'relaying' && !this.#finished) this.#phase = 'refused';
     this.#finish(reason);
   }
 
@@ -404,7 +400,6 @@ class ClientSession implements SessionHooks {
   // --- failures --------------------------------------------------------------------------------
 
   #refuse(reason: RefusalReason): void {
-    this.#phase = 'refused';
     this.#deps.observer.refused(reason);
     this.#finish('refused');
   }
@@ -478,7 +473,9 @@ class ClientSession implements SessionHooks {
   #finish(reason: CloseReason): void {
     if (this.#finished) return;
     const phase = this.#phase;
-    const counted = phase === 'relaying' || phase === 'refused' || phase === 'masked' || this.#failed;
+    // A refusal (our limits, or the user gate's before any upstream) is not a failed handshake.
+    const refused = reason === 'refused';
+    const counted = phase === 'relaying' || refused || phase === 'masked' || this.#failed;
     if (!counted && (reason === 'client-closed' || reason === 'client-error'))
       this.#recordFailure('client-closed');
     this.#finished = true;
@@ -497,7 +494,7 @@ class ClientSession implements SessionHooks {
     const established = phase === 'relaying';
     const final: CloseReason = established
       ? reason
-      : phase === 'refused'
+      : refused
         ? 'refused'
         : phase === 'masked'
           ? 'masked'

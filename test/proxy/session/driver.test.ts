@@ -31,18 +31,22 @@ function observer(seen: Seen): SessionObserver {
   };
 }
 
-async function listen(
-  replay: ReplayGuard,
-  seen: Seen,
-  endAs: 'upstream-closed' | 'refused' = 'upstream-closed',
-): Promise<{ server: Server; port: number }> {
-  const upstream: Upstream = {
+/** An upstream that takes the client and ends the session at once, as `endAs`. */
+function endingUpstream(seen: Seen, endAs: 'upstream-closed' | 'refused' = 'upstream-closed'): Upstream {
+  return {
     canServe: () => true,
     start: (link, hooks) => {
       seen.accepted.push(link);
       hooks.finish(endAs);
     },
   };
+}
+
+async function listen(
+  replay: ReplayGuard,
+  seen: Seen,
+  upstream: Upstream = endingUpstream(seen),
+): Promise<{ server: Server; port: number }> {
   const deps: SessionDeps = {
     users: () => ({ secrets: [SECRET], names: ['secret1'] }),
     modes: new Set(['classic', 'secure']),
@@ -113,7 +117,7 @@ describe('the session driver when the replay guard misbehaves', () => {
 
   it('a client its user limits turn away before any upstream is counted as refused, not as a failed handshake', async () => {
     const seen: Seen = { failures: [], accepted: [], closed: [] };
-    const { server, port } = await listen({ check: () => 'fresh' }, seen, 'refused');
+    const { server, port } = await listen({ check: () => 'fresh' }, seen, endingUpstream(seen, 'refused'));
     try {
       const client = await Obfs2Client.connect({ port, secret: SECRET, timeoutMs: 3000 });
       await client.waitForClose(3000);
@@ -137,26 +141,9 @@ describe('the session driver when the replay guard misbehaves', () => {
         hooks.onEnd(() => ends.push(hooks.ended));
       },
     };
-    const deps: SessionDeps = {
-      users: () => ({ secrets: [SECRET], names: ['secret1'] }),
-      modes: new Set(['classic', 'secure']),
-      fakeTls: undefined,
-      proxyProtocol: 'off',
-      replay: { check: () => 'fresh' },
-      admit: () => () => {},
-      mask: undefined,
-      upstream,
-      handshakeTimeoutMs: 400,
-      idleTimeoutMs: 5000,
-      random: randomBytes,
-      observer: observer(seen),
-    };
-    const server = createServer({ allowHalfOpen: true }, sessionServer(deps));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
+    const { server, port } = await listen({ check: () => 'fresh' }, seen, upstream);
     try {
-      const client = await Obfs2Client.connect({ port: address.port, secret: SECRET, timeoutMs: 3000 });
+      const client = await Obfs2Client.connect({ port, secret: SECRET, timeoutMs: 3000 });
       for (let i = 0; i < 100 && seen.accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(hooksSeen?.ended).to.equal(false);
       expect(ends).to.deep.equal([]);
