@@ -93,6 +93,9 @@ export class HandshakeThrottle implements TrialThrottle {
   readonly #hosts: BoundedMap<Bucket>;
   readonly #networks: BoundedMap<Bucket>;
   readonly #lastMatch: BoundedMap<number>;
+  /** The keys of the address last asked about: plan() and then failed() or matched() ask twice. */
+  #lastAddress: string | undefined;
+  #lastKeys: { host: string; network: string } = { host: '', network: '' };
 
   constructor(options: HandshakeThrottleOptions) {
     this.#o = options;
@@ -104,7 +107,7 @@ export class HandshakeThrottle implements TrialThrottle {
 
   /** What to try for a handshake from `address`, decided before any crypto. */
   plan(address: string): TrialPlan {
-    const keys = sourceKeys(address);
+    const keys = this.#keys(address);
     const first = this.#lastMatch.get(keys.host);
     const now = this.#now();
     // A host that authenticated recently answers only for its own budget: a flooder elsewhere in
@@ -117,12 +120,12 @@ export class HandshakeThrottle implements TrialThrottle {
 
   /** A handshake from `address` matched secret `index`. */
   matched(address: string, index: number): void {
-    this.#lastMatch.set(sourceKeys(address).host, index);
+    this.#lastMatch.set(this.#keys(address).host, index);
   }
 
   /** A handshake from `address` matched no secret: it spends one unit of both budgets. */
   failed(address: string): void {
-    const keys = sourceKeys(address);
+    const keys = this.#keys(address);
     const now = this.#now();
     this.#spend(this.#hosts, keys.host, this.#o.host, now);
     this.#spend(this.#networks, keys.network, this.#o.network, now);
@@ -133,18 +136,31 @@ export class HandshakeThrottle implements TrialThrottle {
     return this.#hosts.size;
   }
 
+  #keys(address: string): { host: string; network: string } {
+    if (address !== this.#lastAddress) {
+      this.#lastKeys = sourceKeys(address);
+      this.#lastAddress = address;
+    }
+    return this.#lastKeys;
+  }
+
   #level(table: BoundedMap<Bucket>, key: string, rate: ThrottleRate, now: number): number {
     const b = table.get(key);
-    if (b === undefined) return rate.burst;
-    b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
-    b.at = now;
-    return b.tokens;
+    return b === undefined ? rate.burst : refill(b, rate, now);
   }
 
   #spend(table: BoundedMap<Bucket>, key: string, rate: ThrottleRate, now: number): void {
-    const tokens = this.#level(table, key, rate, now);
-    table.set(key, { tokens: Math.max(0, tokens - 1), at: now });
+    const b = table.get(key);
+    if (b === undefined) table.set(key, { tokens: Math.max(0, rate.burst - 1), at: now });
+    else b.tokens = Math.max(0, refill(b, rate, now) - 1);
   }
+}
+
+/** Brings a bucket up to `now`; returns its tokens. */
+function refill(b: Bucket, rate: ThrottleRate, now: number): number {
+  b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
+  b.at = now;
+  return b.tokens;
 }
 
 /**

@@ -5,7 +5,7 @@
 // whenever it holds more than twice the live entries. A missing file is an empty cache; an
 // unreadable one is reported and replaced. Writes that fail (full disk) are counted and logged once
 // a minute; the cache in memory keeps working, and pending records are bounded.
-import { chmod, type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { throttled } from '../log/throttle.js';
@@ -59,7 +59,7 @@ export class ReplayFile {
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
       loaded = await file.#load();
       await file.#compact();
-      file.#handle = await open(file.#path, 'a', 0o600);
+      file.#handle = await file.#openForAppend();
     } catch (err) {
       file.#failed(err as Error);
     }
@@ -100,9 +100,15 @@ export class ReplayFile {
     const records: number[] = [];
     for (const [lo, hi, at] of this.#window.entries()) records.push(lo, hi, Math.ceil(at / 1000));
     const tmp = `${this.#path}.${process.pid}.tmp`;
-    await writeFile(tmp, Buffer.concat([MAGIC, encode(records)]), { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, this.#path);
+    try {
+      await writeFile(tmp, Buffer.concat([MAGIC, encode(records)]), { mode: 0o600 });
+      await chmod(tmp, 0o600);
+      await rename(tmp, this.#path);
+    } catch (err) {
+      // A half-written copy would only hold on to the space a full disk lacks.
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
     this.#records = records.length / 3;
   }
 
@@ -124,22 +130,64 @@ export class ReplayFile {
       if (this.#records > 2 * this.#window.size + COMPACT_SLACK) {
         await this.#handle?.close();
         this.#handle = undefined;
-        this.#pending = [];
-        await this.#compact();
+        // What is pending now is in the window, so the rewrite holds it; if the rewrite fails,
+        // it is appended to the file as it is, like any other turn.
+        const covered = this.#pending.length;
+        try {
+          await this.#compact();
+          this.#pending.splice(0, covered);
+        } catch (err) {
+          this.#failed(err as Error);
+        }
       }
-      this.#handle ??= await open(this.#path, 'a', 0o600);
+      this.#handle ??= await this.#openForAppend();
       if (this.#pending.length === 0) return;
       const records = this.#pending;
       this.#pending = [];
+      const bytes = encode(records);
+      let written = 0;
       try {
-        await this.#handle.write(encode(records));
-        this.#records += records.length / 3;
-      } catch (err) {
-        this.#unsaved += records.length / 3;
-        throw err;
+        ({ bytesWritten: written } = await this.#handle.write(bytes));
+      } finally {
+        const whole = Math.floor(written / RECORD);
+        this.#records += whole;
+        this.#unsaved += records.length / 3 - whole;
+      }
+      if (written < bytes.length) {
+        // A full disk takes part of a write. A record cut in two would shift every record appended
+        // after it, and a restart would load those as garbage (some dated far in the future, never
+        // expiring): the next flush opens the file again, cut back to whole records.
+        const handle = this.#handle;
+        this.#handle = undefined;
+        await handle.close().catch(() => {});
+        throw new Error(`short write: ${written} of ${bytes.length} bytes`);
       }
     } catch (err) {
       this.#failed(err as Error);
+    }
+  }
+
+  /**
+   * The file to append to. Normally compaction has just written it; if compaction failed, it is
+   * whatever was there (a torn last record from a crash, or nothing): new records must start on a
+   * record boundary after our magic, or a restart reads them shifted, as garbage.
+   */
+  async #openForAppend(): Promise<FileHandle> {
+    const handle = await open(this.#path, 'a', 0o600);
+    try {
+      const { size } = await handle.stat();
+      if (size < MAGIC.length) {
+        await handle.truncate(0);
+        const { bytesWritten } = await handle.write(MAGIC);
+        if (bytesWritten < MAGIC.length) throw new Error('short write of the file header');
+      } else {
+        const torn = (size - MAGIC.length) % RECORD;
+        if (torn > 0) await handle.truncate(size - torn);
+      }
+      return handle;
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
     }
   }
 

@@ -18,7 +18,8 @@ export class StoreReplay {
 
   /** Claims a fingerprint the local cache found fresh; 'replay' when another proxy had it. */
   async claim(lo: number, hi: number): Promise<ReplayVerdict> {
-    const id = ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16).padStart(16, '0');
+    // The 64-bit fingerprint in 16 hex digits, high word first (no BigInt per handshake).
+    const id = hex8(hi) + hex8(lo);
     try {
       const reply = await this.#store.command([
         'SET',
@@ -34,4 +35,8 @@ export class StoreReplay {
       return this.#store.settings.replayFallback === 'local' ? 'fresh' : 'replay';
     }
   }
+}
+
+function hex8(word: number): string {
+  return (word >>> 0).toString(16).padStart(8, '0');
 }

@@ -1,7 +1,17 @@
 // The replay cache and admission as a flooder meets them (issue 13, items 1 and 4): nothing young
 // is ever forgotten, the cache is kept on disk, and no answer means no.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -56,6 +66,16 @@ describe('replay window: every authenticated handshake of the window, exactly', 
   });
 });
 
+/** Files this process writes may grow to `bytes` at most (a full disk); returns the undo. */
+function limitFileSize(bytes: number): () => void {
+  const pid = String(process.pid);
+  const before = execFileSync('prlimit', ['--pid', pid, '--fsize', '--output=SOFT', '--noheadings'])
+    .toString()
+    .trim();
+  execFileSync('prlimit', ['--pid', pid, `--fsize=${bytes}:`]);
+  return () => execFileSync('prlimit', ['--pid', pid, `--fsize=${before}:`]);
+}
+
 describe('replay file: the cache outlives a restart', () => {
   let dir: string;
   beforeEach(() => {
@@ -106,6 +126,119 @@ describe('replay file: the cache outlives a restart', () => {
     const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
     await (await ReplayFile.open(dir, again, log)).close();
     expect(again.size).to.equal(1);
+  });
+
+  it('a full disk that takes half a record leaves no torn record for later ones to shift', async () => {
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    const file = await ReplayFile.open(dir, w, log);
+    const keys = [randomBytes(8), randomBytes(8), randomBytes(8), randomBytes(8)];
+    const remember = (k: Buffer) => {
+      w.check(k);
+      file.append(k.readUInt32LE(0), k.readUInt32LE(4), Date.now());
+    };
+    // The disk fills in the middle of the second record (magic 8 bytes, records 12 bytes each):
+    // this process may write files of 25 bytes at most, as the kernel says for a full disk.
+    const restore = limitFileSize(25);
+    try {
+      for (const k of keys.slice(0, 3)) remember(k);
+      for (let i = 0; i < 60 && file.figures.unsaved === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      restore();
+    }
+    expect(file.figures.unsaved, 'the two records the disk did not take').to.equal(2);
+    remember(keys[3]!);
+    await file.close();
+    const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.size).to.equal(2);
+    expect(again.check(keys[0]!)).to.equal('replay');
+    expect(again.check(keys[3]!), 'a record written after the disk freed up').to.equal('replay');
+  });
+
+  it('a file left torn, that the full disk kept from being rewritten, is appended to on a record boundary', async () => {
+    const first = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    const writer = await ReplayFile.open(dir, first, log);
+    const keys = [randomBytes(8), randomBytes(8), randomBytes(8)];
+    for (const k of keys.slice(0, 2)) {
+      first.check(k);
+      writer.append(k.readUInt32LE(0), k.readUInt32LE(4), Date.now());
+    }
+    await writer.close();
+    const bytes = readFileSync(join(dir, REPLAY_FILE));
+    writeFileSync(join(dir, REPLAY_FILE), bytes.subarray(0, bytes.length - 5));
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    // The restart's rewrite of the file (magic and one record, 20 bytes) does not fit.
+    const restore = limitFileSize(15);
+    let file: ReplayFile;
+    try {
+      file = await ReplayFile.open(dir, w, log);
+    } finally {
+      restore();
+    }
+    w.check(keys[2]!);
+    file.append(keys[2]!.readUInt32LE(0), keys[2]!.readUInt32LE(4), Date.now());
+    await file.close();
+    const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.size).to.equal(2);
+    expect(again.check(keys[0]!)).to.equal('replay');
+    expect(again.check(keys[2]!), 'the record appended after the torn one').to.equal('replay');
+  });
+
+  it('a DATA_DIR with no file yet and a full disk gets our header before any record', async () => {
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    const restore = limitFileSize(0);
+    let file: ReplayFile;
+    try {
+      file = await ReplayFile.open(dir, w, log);
+    } finally {
+      restore();
+    }
+    const key = randomBytes(8);
+    w.check(key);
+    file.append(key.readUInt32LE(0), key.readUInt32LE(4), Date.now());
+    await file.close();
+    const again = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.check(key)).to.equal('replay');
+  });
+
+  it('a rewrite of the file that fails loses nothing: what was waiting is appended instead', async () => {
+    let now = Date.now();
+    const w = new ReplayWindow({ capacity: 200_000, windowMs: HOUR, now: () => now });
+    const file = await ReplayFile.open(dir, w, log);
+    // Enough records, all expired by now, that the next flush rewrites the file.
+    for (let i = 0; i < 140_000; i++) {
+      w.checkFingerprint(i, 7);
+      file.append(i, 7, now);
+    }
+    const written = (): number => statSync(join(dir, REPLAY_FILE)).size;
+    for (let i = 0; i < 60 && written() < 140_000 * 12; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(written(), 'the records were flushed').to.be.at.least(140_000 * 12);
+    now += 2 * HOUR;
+    const key = randomBytes(8);
+    expect(w.check(key)).to.equal('fresh');
+    file.append(key.readUInt32LE(0), key.readUInt32LE(4), now);
+    // The rewrite cannot create its temporary file.
+    mkdirSync(join(dir, `${REPLAY_FILE}.${process.pid}.tmp`));
+    await file.close();
+    const again = new ReplayWindow({ capacity: 200_000, windowMs: HOUR, now: () => now });
+    rmSync(join(dir, `${REPLAY_FILE}.${process.pid}.tmp`), { recursive: true });
+    await (await ReplayFile.open(dir, again, log)).close();
+    expect(again.check(key)).to.equal('replay');
+    expect(again.size).to.equal(1);
+  });
+
+  it('a rewrite that the full disk cuts short leaves no temporary file behind', async () => {
+    const w = new ReplayWindow({ capacity: 100, windowMs: HOUR });
+    w.check(randomBytes(8));
+    const restore = limitFileSize(15);
+    try {
+      await (await ReplayFile.open(dir, w, log)).close();
+    } finally {
+      restore();
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
   });
 });
 
